@@ -1,0 +1,127 @@
+"""The contract's other records: commands in, decisions and entries out.
+
+Field names are fixed by the contract (DESIGN.md); more fields may be added,
+and unknown ones are kept.
+"""
+
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any, Literal
+
+from pydantic import AwareDatetime, Field, field_validator, model_validator
+
+from models.validation import Name, Record, SignedUsd, Usd
+
+
+class _Timed(Record):
+    ts: AwareDatetime
+
+    @field_validator("ts")
+    @classmethod
+    def _in_utc(cls, ts: datetime) -> datetime:
+        return ts.astimezone(UTC)
+
+
+class GrantCommand(_Timed):
+    """A command on `spend.grants`: open, top up, fund a child, close."""
+
+    command: Literal["open", "top_up", "fund", "close"]
+    grant_id: Name
+    limit_usd: Usd | None = None
+    amount_usd: Usd | None = None
+    parent_id: Name | None = None
+    principal: Name | None = None
+    expires_at: AwareDatetime | None = None
+
+    @model_validator(mode="after")
+    def _amounts_fit_the_command(self) -> "GrantCommand":
+        if self.command == "open" and self.limit_usd is None:
+            raise ValueError("an open command needs limit_usd")
+        if self.command in ("top_up", "fund") and self.amount_usd is None:
+            raise ValueError(f"a {self.command} command needs amount_usd")
+        if self.command == "fund" and self.parent_id is None:
+            raise ValueError("a fund command needs parent_id, the grant that pays")
+        return self
+
+
+class TaskRecord(_Timed):
+    """A task on `spend.tasks`: `started` with its features, or `finished`."""
+
+    status: Literal["started", "finished"]
+    task_id: Name
+    prompt: str | None = None
+    agent: Name | None = None
+    model: Name | None = None
+    user: Name | None = None
+    principal: Name | None = None
+    outcome: str | None = None
+
+
+class AdminCommand(_Timed):
+    """A command on `spend.admin`: unfreeze a session or replace the policy."""
+
+    command: Literal["unfreeze", "set_policy"]
+    session_id: Name | None = None
+    policy: dict[str, Any] | None = None
+    by: Name | None = None
+
+    @model_validator(mode="after")
+    def _subject_present(self) -> "AdminCommand":
+        if self.command == "unfreeze" and self.session_id is None:
+            raise ValueError("an unfreeze command needs session_id")
+        if self.command == "set_policy" and self.policy is None:
+            raise ValueError("a set_policy command needs policy")
+        return self
+
+
+class BreakerTrip(_Timed):
+    """A breaker decision on `spend.breaker-trips`: frozen, or unfrozen."""
+
+    trip_id: Name
+    session_id: Name
+    agent: str | None = None
+    principal: str | None = None
+    state: Literal["frozen", "unfrozen"]
+    rule: str
+    window_s: float
+    spend_usd: Usd
+    threshold_usd: Usd
+    rate_usd_per_s: Usd
+
+
+class GrantStatus(_Timed):
+    """A grant's balance change on `spend.grant-status`."""
+
+    grant_id: Name
+    status: Literal["open", "exhausted", "closed", "refused"]
+    limit_usd: Usd
+    spent_usd: Usd
+    reserved_usd: Usd = Decimal(0)
+    balance_usd: SignedUsd
+    reason: str | None = None
+
+
+class LedgerEntry(_Timed):
+    """One double-entry line on `spend.ledger`: `debit` pays `credit`."""
+
+    entry_id: Name
+    period: str = Field(pattern=r"^\d{4}-(0[1-9]|1[0-2])$")
+    debit: Name
+    credit: Name
+    amount_usd: Usd
+    event_id: Name
+    agent: Name
+    internal: bool
+    adjusts: str | None = None
+
+
+class DlqRecord(_Timed):
+    """A rejected record on `spend.dlq`, with where it came from and why."""
+
+    source_topic: str
+    partition: int
+    offset: int
+    key: str | None
+    value: str
+    value_encoding: Literal["text", "base64"] = "text"
+    reason: str

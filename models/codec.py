@@ -12,7 +12,8 @@ from models.errors import InvalidRecord
 
 
 def _refuse_constant(name: str) -> Any:
-    raise InvalidRecord(f"JSON constant {name} is not a number spendstream accepts")
+    msg = f"JSON constant {name} is not a number spendstream accepts"
+    raise InvalidRecord(msg, kind="malformed_json")
 
 
 def loads(raw: bytes | str) -> dict[str, Any]:
@@ -21,15 +22,17 @@ def loads(raw: bytes | str) -> dict[str, Any]:
         text = raw.decode("utf-8") if isinstance(raw, bytes) else raw
     except UnicodeDecodeError as exc:
         msg = f"value is not UTF-8: {exc.reason} at byte {exc.start}"
-        raise InvalidRecord(msg) from None
+        raise InvalidRecord(msg, kind="not_utf8") from None
     try:
         value = json.loads(text, parse_float=Decimal, parse_constant=_refuse_constant)
     except json.JSONDecodeError as exc:
         msg = f"malformed JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
-        raise InvalidRecord(msg) from None
+        raise InvalidRecord(msg, kind="malformed_json") from None
     if not isinstance(value, dict):
         kind = type(value).__name__
-        raise InvalidRecord(f"value must be a JSON object, got a JSON {kind}")
+        raise InvalidRecord(
+            f"value must be a JSON object, got a JSON {kind}", kind="not_an_object"
+        )
     return value
 
 

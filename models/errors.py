@@ -8,10 +8,15 @@ class SpendstreamError(Exception):
 class InvalidRecord(SpendstreamError):
     """A record that cannot be parsed or validated; it belongs in the DLQ."""
 
-    def __init__(self, reason: str) -> None:
+    def __init__(self, reason: str, kind: str = "invalid_field") -> None:
         super().__init__(reason)
         self.reason = reason
+        self.kind = kind
+        """A short, fixed category of the reason, fit for a metric label."""
 
 
 class PricingError(InvalidRecord):
     """A call without `cost_usd` whose model the price catalogue does not know."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason, kind="unpriceable")

@@ -1,0 +1,1 @@
+"""The running spendstream system: Kafka, the Faust worker, ClickHouse, HTTP, CLI."""

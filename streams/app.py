@@ -1,0 +1,35 @@
+"""The Faust app of one worker, with its services and views."""
+
+import faust
+
+from streams.ingest import EventIngest
+from streams.settings import Settings
+from streams.store import Store
+from streams.web import install_routes
+
+
+def broker_urls(bootstrap: str) -> list[str]:
+    """Faust's broker URLs for comma-separated bootstrap servers."""
+    return [f"kafka://{host.strip()}" for host in bootstrap.split(",") if host.strip()]
+
+
+def create_app(settings: Settings, store: Store) -> tuple[faust.App, EventIngest]:
+    """The worker's Faust app and the batch ingest it hosts."""
+    app = faust.App(
+        settings.app_id,
+        broker=broker_urls(settings.kafka),
+        store="memory://",
+        datadir=str(settings.data_dir / settings.app_id),
+        web_host=settings.web_host,
+        web_bind=settings.web_host,
+        web_port=settings.web_port,
+        web_in_thread=False,
+        topic_partitions=settings.output_partitions,
+        topic_replication_factor=settings.replication_factor,
+        producer_max_request_size=settings.max_message_bytes,
+        consumer_auto_offset_reset="earliest",
+        autodiscover=False,
+    )
+    ingest = EventIngest(settings, store)
+    install_routes(app, ingest)
+    return app, ingest

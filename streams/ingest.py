@@ -1,0 +1,341 @@
+"""The events path: batches from `spend.events` into ClickHouse, exactly once.
+
+Faust's per-event stream costs far more per record than the work itself (see
+`scripts/bench`), so this path reads with a plain aiokafka consumer in batches,
+inside the Faust worker, and keeps its state per batch.
+
+A flush, in this order:
+
+1. wait until every DLQ record of the flush is acknowledged by Kafka;
+2. write the flush to ClickHouse (`Store.write_flush`), retrying until it lands;
+3. commit the consumer offsets.
+
+A crash after 2 and before 3 replays records that ClickHouse holds already:
+records at or below a partition's high water (`Store.high_water`) are skipped,
+and the dedup window is rebuilt from the ids of completed flushes.
+"""
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener
+from aiokafka.errors import CommitFailedError
+from aiokafka.structs import ConsumerRecord, TopicPartition
+from mode import Service
+
+from models.dedup import DedupWindow
+from models.errors import InvalidRecord
+from models.events import CostEvent, decode_cost_event
+from models.rollup import MinuteRollup
+from streams import metrics
+from streams.dlq import dead_letter, encode
+from streams.settings import Settings
+from streams.store import Store
+from streams.topics import Topics
+
+log = logging.getLogger(__name__)
+
+Record = ConsumerRecord[bytes, bytes]
+
+
+@dataclass
+class PartitionState:
+    """What a worker keeps for one events partition it owns."""
+
+    high_water: int
+    dedup: DedupWindow
+    last_read: int = -1
+
+
+@dataclass
+class Flush:
+    """Everything read since the last flush."""
+
+    rollups: dict[int, MinuteRollup] = field(default_factory=dict)
+    seen: list[tuple[Any, ...]] = field(default_factory=list)
+    offsets: dict[TopicPartition, int] = field(default_factory=dict)
+    dlq_sends: list[asyncio.Future[Any]] = field(default_factory=list)
+    records: int = 0
+    started_s: float = field(default_factory=time.monotonic)
+
+
+class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
+    def __init__(self, ingest: "EventIngest") -> None:
+        self.ingest = ingest
+
+    async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
+        await self.ingest.on_revoked(revoked)
+
+    async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
+        await self.ingest.on_assigned(assigned)
+
+
+class EventIngest(Service):
+    """Reads cost events in batches, rolls them up and lands them in ClickHouse."""
+
+    def __init__(self, settings: Settings, store: Store, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.settings = settings
+        self.store = store
+        self.topic = Topics(settings.topic_prefix).events
+        self.dlq_topic = Topics(settings.topic_prefix).dlq
+        self.partitions: dict[int, PartitionState] = {}
+        self.flush = Flush()
+        self.lock = asyncio.Lock()
+        self.processors: list[Any] = []
+        self._consumer: AIOKafkaConsumer | None = None
+        self._producer: AIOKafkaProducer | None = None
+        self._loop_task: asyncio.Task[None] | None = None
+
+    async def on_start(self) -> None:
+        s = self.settings
+        self._producer = AIOKafkaProducer(
+            bootstrap_servers=s.kafka, max_request_size=s.max_message_bytes
+        )
+        self._consumer = AIOKafkaConsumer(
+            bootstrap_servers=s.kafka,
+            group_id=f"{s.app_id}-events",
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            max_poll_records=s.poll_max_records,
+            fetch_max_bytes=s.max_message_bytes * 2,
+            max_partition_fetch_bytes=s.max_message_bytes,
+        )
+        await self._producer.start()
+        await self._consumer.start()
+        self._consumer.subscribe([self.topic], listener=_Rebalance(self))
+        self._loop_task = asyncio.create_task(self._consume(), name="event-ingest")
+        log.info("reading topic=%s group=%s-events", self.topic, s.app_id)
+
+    async def on_stop(self) -> None:
+        """Stop reading, flush what is held, commit, and close."""
+        if self._loop_task is not None:
+            self._loop_task.cancel()
+            await asyncio.gather(self._loop_task, return_exceptions=True)
+        async with self.lock:
+            await self._flush()
+        if self._consumer is not None:
+            await self._consumer.stop()
+        if self._producer is not None:
+            await self._producer.stop()
+        log.info("stopped reading topic=%s; everything read is flushed", self.topic)
+
+    @property
+    def consumer(self) -> AIOKafkaConsumer:
+        assert self._consumer is not None, "ingest not started"
+        return self._consumer
+
+    async def _consume(self) -> None:
+        try:
+            await self._consume_forever()
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.exception("event ingest failed; stopping the worker")
+            await self.crash(exc)
+
+    async def _consume_forever(self) -> None:
+        s = self.settings
+        while True:
+            batches = await self.consumer.getmany(
+                timeout_ms=int(s.flush_interval_s * 1000 / 2),
+                max_records=s.poll_max_records,
+            )
+            async with self.lock:
+                for tp, records in batches.items():
+                    self._take(tp, records)
+                for processor in self.processors:
+                    await processor.after_poll()
+                if self._flush_due():
+                    await self._flush()
+                self._measure_lag()
+
+    def _flush_due(self) -> bool:
+        f = self.flush
+        if f.records >= self.settings.flush_events:
+            return True
+        age_s = time.monotonic() - f.started_s
+        return bool(f.offsets) and age_s >= self.settings.flush_interval_s
+
+    def _take(self, tp: TopicPartition, records: list[Record]) -> None:
+        state = self.partitions.get(tp.partition)
+        if state is None:
+            msg = f"records for partition {tp.partition} before its state was loaded"
+            raise RuntimeError(msg)
+        for record in records:
+            self.flush.offsets[tp] = state.last_read = record.offset
+            if record.offset <= state.high_water:
+                metrics.EVENTS.labels("replayed").inc()
+                continue
+            event = self._decode(record)
+            if event is None:
+                continue
+            if state.dedup.check_and_add(event.event_id, event.ts):
+                metrics.EVENTS.labels("duplicate").inc()
+                continue
+            self._count(tp.partition, record, event)
+
+    def _decode(self, record: Record) -> CostEvent | None:
+        size = len(record.value or b"")
+        try:
+            if size > self.settings.max_event_bytes:
+                limit = self.settings.max_event_bytes
+                msg = f"value of {size} bytes exceeds the limit of {limit} bytes"
+                raise InvalidRecord(msg, kind="too_large")
+            return decode_cost_event(record.value or b"")
+        except InvalidRecord as exc:
+            self._reject(record, exc)
+            return None
+
+    def _reject(self, record: Record, exc: InvalidRecord) -> None:
+        assert self._producer is not None
+        letter = dead_letter(record, exc.reason)
+        send = self._producer.send(self.dlq_topic, encode(letter), key=record.key)
+        self.flush.dlq_sends.append(asyncio.ensure_future(send))
+        metrics.EVENTS.labels("rejected").inc()
+        metrics.DLQ_RECORDS.labels(exc.kind).inc()
+        log.debug(
+            "rejected topic=%s partition=%d offset=%d reason=%s",
+            record.topic,
+            record.partition,
+            record.offset,
+            exc.reason,
+        )
+
+    def _count(self, partition: int, record: Record, event: CostEvent) -> None:
+        rollup = self.flush.rollups.get(partition)
+        if rollup is None:
+            rollup = self.flush.rollups[partition] = MinuteRollup()
+        rollup.add(event)
+        self.flush.seen.append(
+            (event.event_id, event.ts, self.topic, partition, record.offset)
+        )
+        self.flush.records += 1
+        metrics.EVENTS.labels("counted").inc()
+        metrics.SPEND_USD.inc(float(event.cost))
+        for processor in self.processors:
+            processor.add(partition, event)
+
+    def _minute_rows(self, flush: Flush) -> list[tuple[Any, ...]]:
+        last = {tp.partition: off for tp, off in flush.offsets.items()}
+        return [
+            (
+                *key,
+                t.events,
+                t.input_tokens,
+                t.output_tokens,
+                t.cost_usd,
+                self.topic,
+                partition,
+                last[partition],
+            )
+            for partition, rollup in flush.rollups.items()
+            for key, t in rollup.rows.items()
+        ]
+
+    async def _flush(self) -> None:
+        """Land the held flush; the steps are numbered in the module docstring."""
+        flush, self.flush = self.flush, Flush()
+        if not flush.offsets:
+            return
+        started_s = time.monotonic()
+        for send in flush.dlq_sends:
+            await (await send)
+        minutes = self._minute_rows(flush)
+        await self._write(flush.seen, minutes)
+        for processor in self.processors:
+            await processor.flush()
+        for tp, offset in flush.offsets.items():
+            state = self.partitions.get(tp.partition)
+            if state is not None and tp.partition in flush.rollups:
+                state.high_water = offset
+        commit = {
+            tp: off + 1
+            for tp, off in flush.offsets.items()
+            if tp.partition in self.partitions
+        }
+        if commit:
+            await self._commit(commit)
+        metrics.FLUSH_SECONDS.observe(time.monotonic() - started_s)
+        log.debug("flushed records=%d rows=%d", flush.records, len(minutes))
+
+    async def _commit(self, offsets: dict[TopicPartition, int]) -> None:
+        try:
+            await self.consumer.commit(offsets)
+        except CommitFailedError:
+            # Harmless: ClickHouse holds the flush, and its high water makes
+            # the next owner skip what this commit would have covered.
+            log.info("offset commit lost to a rebalance; ClickHouse has the flush")
+
+    async def _write(self, seen: list[Any], minutes: list[Any]) -> None:
+        delay_s = 0.2
+        while True:
+            try:
+                await self.store.run(self.store.write_flush, seen, minutes)
+                return
+            except Exception:
+                metrics.FLUSH_FAILURES.inc()
+                log.exception("flush to ClickHouse failed; retrying in %.1fs", delay_s)
+                await asyncio.sleep(delay_s)
+                delay_s = min(delay_s * 2, 10.0)
+
+    async def on_assigned(self, assigned: list[TopicPartition]) -> None:
+        """Load where ClickHouse ends, and the recent ids, for new partitions."""
+        mine = [tp.partition for tp in assigned if tp.topic == self.topic]
+        high = await self.store.run(self.store.high_water, self.topic)
+        for partition in mine:
+            self.partitions[partition] = await self._restore(
+                partition, high.get(partition, -1)
+            )
+        for processor in self.processors:
+            await processor.on_assigned(mine)
+
+    async def _restore(self, partition: int, high_water: int) -> PartitionState:
+        s = self.settings
+        window = DedupWindow(s.dedup_horizon_s, s.dedup_max_ids)
+        if high_water >= 0:
+            ids = await self.store.run(
+                self.store.recent_ids,
+                self.topic,
+                partition,
+                high_water,
+                s.dedup_horizon_s,
+                s.dedup_max_ids,
+            )
+            for event_id, ts in ids:
+                window.add(event_id, ts)
+        log.info(
+            "assigned topic=%s partition=%d high_water=%d ids=%d",
+            self.topic,
+            partition,
+            high_water,
+            len(window),
+        )
+        return PartitionState(high_water, window)
+
+    async def on_revoked(self, revoked: list[TopicPartition]) -> None:
+        """Flush what is held for partitions leaving this worker, then forget them."""
+        async with self.lock:
+            await self._flush()
+        for tp in revoked:
+            self.partitions.pop(tp.partition, None)
+        for processor in self.processors:
+            await processor.on_revoked([tp.partition for tp in revoked])
+        if revoked:
+            log.info(
+                "revoked topic=%s partitions=%s",
+                self.topic,
+                sorted(tp.partition for tp in revoked),
+            )
+
+    def _measure_lag(self) -> None:
+        for tp in self.consumer.assignment():
+            end = self.consumer.highwater(tp)
+            state = self.partitions.get(tp.partition)
+            if end is None or state is None:
+                continue
+            lag = max(end - state.last_read - 1, 0)
+            metrics.CONSUMER_LAG.labels(str(tp.partition)).set(lag)

@@ -1,0 +1,34 @@
+"""Prometheus metrics of a worker, served at `GET /metrics`."""
+
+from prometheus_client import Counter, Gauge, Histogram
+
+EVENTS = Counter(
+    "spendstream_events",
+    "Cost events read from the events topic, by outcome",
+    ["outcome"],
+)
+"""outcome: counted, duplicate, rejected, replayed (already in ClickHouse)."""
+
+DLQ_RECORDS = Counter(
+    "spendstream_dlq_records", "Records sent to the DLQ, by reason", ["reason"]
+)
+
+SPEND_USD = Counter(
+    "spendstream_spend_usd", "Spend metered, in USD (a float: for graphs only)"
+)
+
+FLUSH_SECONDS = Histogram(
+    "spendstream_flush_seconds",
+    "Time to write one flush to ClickHouse and commit its offsets",
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+
+FLUSH_FAILURES = Counter(
+    "spendstream_flush_failures", "Flushes that failed and were retried"
+)
+
+CONSUMER_LAG = Gauge(
+    "spendstream_consumer_lag",
+    "Records behind the end of the events topic, per partition",
+    ["partition"],
+)

@@ -1,0 +1,27 @@
+"""Running one worker: topics, the store, the Faust app, until SIGTERM."""
+
+import asyncio
+import logging
+
+import faust
+
+from streams.app import create_app
+from streams.settings import Settings
+from streams.store import Store
+from streams.topics import ensure_topics, topic_specs
+
+log = logging.getLogger(__name__)
+
+
+def run_worker(settings: Settings, loglevel: str = "info") -> None:
+    """Run a worker in this process until it is stopped; flush on the way out."""
+    asyncio.run(ensure_topics(settings, topic_specs(settings)))
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    store = Store.open(settings.clickhouse)
+    try:
+        app, ingest = create_app(settings, store)
+        asyncio.set_event_loop(asyncio.new_event_loop())
+        worker = faust.Worker(app, ingest, loglevel=loglevel, quiet=True)
+        worker.execute_from_commandline()
+    finally:
+        store.close()

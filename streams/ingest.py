@@ -48,6 +48,7 @@ class PartitionState:
     high_water: int
     dedup: DedupWindow
     last_read: int = -1
+    last_flushed: int = -1
 
 
 @dataclass
@@ -250,7 +251,10 @@ class EventIngest(Service):
             await processor.flush()
         for tp, offset in flush.offsets.items():
             state = self.partitions.get(tp.partition)
-            if state is not None and tp.partition in flush.rollups:
+            if state is None:
+                continue
+            state.last_flushed = offset
+            if tp.partition in flush.rollups:
                 state.high_water = offset
         commit = {
             tp: off + 1
@@ -314,7 +318,9 @@ class EventIngest(Service):
             high_water,
             len(window),
         )
-        return PartitionState(high_water, window)
+        committed = await self.consumer.committed(TopicPartition(self.topic, partition))
+        done = max(high_water, (committed or 0) - 1)
+        return PartitionState(high_water, window, last_read=done, last_flushed=done)
 
     async def on_revoked(self, revoked: list[TopicPartition]) -> None:
         """Flush what is held for partitions leaving this worker, then forget them."""
@@ -330,6 +336,23 @@ class EventIngest(Service):
                 self.topic,
                 sorted(tp.partition for tp in revoked),
             )
+
+    def progress(self) -> dict[str, Any]:
+        """Per owned partition: last offset read, flushed and the topic's end."""
+        parts: dict[str, Any] = {}
+        caught_up = bool(self.partitions)
+        for partition, state in sorted(self.partitions.items()):
+            tp = TopicPartition(self.topic, partition)
+            end = self._consumer.highwater(tp) if self._consumer else None
+            pending = tp in self.flush.offsets
+            parts[str(partition)] = {
+                "read": state.last_read,
+                "flushed": state.last_flushed,
+                "end": end,
+            }
+            if end is None or state.last_read + 1 < end or pending:
+                caught_up = False
+        return {"partitions": parts, "caught_up": caught_up}
 
     def _measure_lag(self) -> None:
         for tp in self.consumer.assignment():

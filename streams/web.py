@@ -17,10 +17,7 @@ def install_routes(app: faust.App, ingest: EventIngest) -> None:
     @app.page("/healthz")
     class Health(View):  # type: ignore[misc]
         async def get(self, request: Request) -> Response:
-            body: dict[str, Any] = {
-                "status": "ok",
-                "events_partitions": sorted(ingest.partitions),
-            }
+            body: dict[str, Any] = {"status": "ok", "events": ingest.progress()}
             return self.json(body)
 
     @app.page("/metrics")

@@ -29,7 +29,16 @@ def create_app(settings: Settings, store: Store) -> tuple[faust.App, EventIngest
         producer_max_request_size=settings.max_message_bytes,
         consumer_auto_offset_reset="earliest",
         autodiscover=False,
+        broker_session_timeout=10.0,
+        broker_heartbeat_interval=3.0,
     )
     ingest = EventIngest(settings, store)
     install_routes(app, ingest)
+
+    @app.on_before_shutdown.connect
+    async def flush_first(app: faust.App, **kwargs: object) -> None:
+        # The worker stops the app before its other services; the events
+        # path must flush while Kafka clients are still up.
+        await ingest.stop()
+
     return app, ingest

@@ -147,7 +147,7 @@ class EventIngest(Service):
             )
             async with self.lock:
                 for tp, records in batches.items():
-                    self._take(tp, records)
+                    self._take(tp, await self._state(tp.partition), records)
                 for processor in self.processors:
                     await processor.after_poll()
                 if self._flush_due():
@@ -161,11 +161,9 @@ class EventIngest(Service):
         age_s = time.monotonic() - f.started_s
         return bool(f.offsets) and age_s >= self.settings.flush_interval_s
 
-    def _take(self, tp: TopicPartition, records: list[Record]) -> None:
-        state = self.partitions.get(tp.partition)
-        if state is None:
-            msg = f"records for partition {tp.partition} before its state was loaded"
-            raise RuntimeError(msg)
+    def _take(
+        self, tp: TopicPartition, state: PartitionState, records: list[Record]
+    ) -> None:
         for record in records:
             self.flush.offsets[tp] = state.last_read = record.offset
             if record.offset <= state.high_water:
@@ -287,18 +285,30 @@ class EventIngest(Service):
                 delay_s = min(delay_s * 2, 10.0)
 
     async def on_assigned(self, assigned: list[TopicPartition]) -> None:
-        """Load where ClickHouse ends, and the recent ids, for new partitions."""
+        """Load the state of partitions new to this worker."""
         mine = [tp.partition for tp in assigned if tp.topic == self.topic]
-        high = await self.store.run(self.store.high_water, self.topic)
-        for partition in mine:
-            self.partitions[partition] = await self._restore(
-                partition, high.get(partition, -1)
-            )
+        async with self.lock:
+            for partition in mine:
+                await self._state(partition)
         for processor in self.processors:
             await processor.on_assigned(mine)
 
-    async def _restore(self, partition: int, high_water: int) -> PartitionState:
+    async def _state(self, partition: int) -> PartitionState:
+        """A partition's state, restored on first use.
+
+        Records of a new partition can arrive before the assignment callback
+        has run, so whichever comes first restores it.
+        """
+        state = self.partitions.get(partition)
+        if state is None:
+            state = self.partitions[partition] = await self._restore(partition)
+        return state
+
+    async def _restore(self, partition: int) -> PartitionState:
+        """Where ClickHouse ends for `partition`, and its recent event ids."""
         s = self.settings
+        high = await self.store.run(self.store.high_water, self.topic)
+        high_water = high.get(partition, -1)
         window = DedupWindow(s.dedup_horizon_s, s.dedup_max_ids)
         if high_water >= 0:
             ids = await self.store.run(
@@ -312,7 +322,7 @@ class EventIngest(Service):
             for event_id, ts in ids:
                 window.add(event_id, ts)
         log.info(
-            "assigned topic=%s partition=%d high_water=%d ids=%d",
+            "restored topic=%s partition=%d high_water=%d ids=%d",
             self.topic,
             partition,
             high_water,

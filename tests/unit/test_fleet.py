@@ -1,0 +1,145 @@
+"""The demo's simulated fleet: pure generators, checked without Kafka."""
+
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from itertools import pairwise
+
+import pytest
+
+from models.errors import InvalidRecord
+from models.events import CostEvent, decode_cost_event
+from models.fleet import TIMELINE, GatewayRecord, fleet, tally
+
+START = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
+
+
+@pytest.fixture(scope="module")
+def records() -> list[GatewayRecord]:
+    return fleet(START, sessions=30, seed=11)
+
+
+def decoded(records: list[GatewayRecord], scenario: str) -> list[CostEvent]:
+    return [decode_cost_event(r.encode()) for r in records if r.scenario == scenario]
+
+
+def test_same_seed_gives_the_same_records_and_another_seed_does_not() -> None:
+    first = [(r.key, r.encode()) for r in fleet(START, sessions=12, seed=5)]
+    again = [(r.key, r.encode()) for r in fleet(START, sessions=12, seed=5)]
+    other = [(r.key, r.encode()) for r in fleet(START, sessions=12, seed=6)]
+    assert first == again
+    assert first != other
+
+
+def test_records_are_in_event_time_order_within_the_timeline(
+    records: list[GatewayRecord],
+) -> None:
+    times = [r.at for r in records]
+    assert times == sorted(times)
+    assert times[0] >= START
+    assert times[-1] <= START + TIMELINE
+
+
+def test_each_ordinary_session_has_a_few_llm_calls_some_left_to_price(
+    records: list[GatewayRecord],
+) -> None:
+    ordinary = [r.value for r in records if r.scenario == "ordinary"]
+    per_session = Counter(v["session_id"] for v in ordinary if isinstance(v, dict))
+    assert len(per_session) == 30
+    assert all(2 <= calls <= 6 for calls in per_session.values())
+    unpriced = [v for v in ordinary if isinstance(v, dict) and "cost_usd" not in v]
+    assert 0 < len(unpriced) < len(ordinary)
+
+
+def test_the_runaway_researcher_spends_exactly_100_usd_in_2000_calls(
+    records: list[GatewayRecord],
+) -> None:
+    events = decoded(records, "runaway")
+    assert len(events) == 2_000
+    assert Counter(e.kind for e in events) == {"tool": 1_000, "llm": 1_000}
+    assert sum((e.cost for e in events), Decimal(0)) == Decimal("100.00")
+    assert len({e.session_id for e in events}) == 1
+    assert max(e.ts for e in events) - min(e.ts for e in events) < timedelta(minutes=5)
+
+
+def test_the_politeness_loop_has_one_message_per_second_per_agent(
+    records: list[GatewayRecord],
+) -> None:
+    events = decoded(records, "politeness")
+    assert len({e.session_id for e in events}) == 1
+    by_agent: dict[str, list[datetime]] = {}
+    for event in events:
+        by_agent.setdefault(event.agent, []).append(event.ts)
+    assert len(by_agent) == 2
+    for times in by_agent.values():
+        assert len(times) == 120
+        steps = {later - earlier for earlier, later in pairwise(times)}
+        assert steps == {timedelta(seconds=1)}
+    assert {e.cost for e in events} == {Decimal("0.03")}
+
+
+def test_marketing_pays_for_engineerings_database_agent(
+    records: list[GatewayRecord],
+) -> None:
+    calls = [e for e in decoded(records, "cross-department") if e.agent == "db-agent"]
+    assert len(calls) == 20
+    assert {(e.principal, e.payee, e.cost) for e in calls} == {
+        ("marketing", "engineering", Decimal("0.05"))
+    }
+
+
+def test_each_hire_has_its_own_grant_and_task_which_the_worker_spends(
+    records: list[GatewayRecord],
+) -> None:
+    events = decoded(records, "hiring")
+    hires = [e for e in events if e.kind == "agent"]
+    assert len(hires) == 5
+    assert len({e.grant_id for e in hires}) == len({e.task_id for e in hires}) == 5
+    work = [e for e in events if e.agent == "build-worker"]
+    assert work
+    assert {(e.grant_id, e.task_id) for e in work} == {
+        (e.grant_id, e.task_id) for e in hires
+    }
+
+
+def test_bad_records_are_invalid_and_every_other_record_decodes(
+    records: list[GatewayRecord],
+) -> None:
+    bad = [r for r in records if r.scenario == "bad"]
+    assert len(bad) == 4
+    for record in bad:
+        with pytest.raises(InvalidRecord):
+            decode_cost_event(record.encode())
+    for record in records:
+        if record.scenario != "bad":
+            assert decode_cost_event(record.encode()).cost >= 0
+
+
+def test_one_event_is_sent_twice_with_the_same_event_id(
+    records: list[GatewayRecord],
+) -> None:
+    (retry,) = [r for r in records if r.scenario == "duplicate"]
+    originals = [r for r in records if r is not retry and r.encode() == retry.encode()]
+    assert len(originals) == 1
+    ids = Counter(e.event_id for r in records for e in _decodes(r))
+    assert [i for i, n in ids.items() if n > 1] == [
+        decode_cost_event(retry.encode()).event_id
+    ]
+
+
+def _decodes(record: GatewayRecord) -> list[CostEvent]:
+    try:
+        return [decode_cost_event(record.encode())]
+    except InvalidRecord:
+        return []
+
+
+def test_the_tally_counts_each_event_once_and_sums_by_department(
+    records: list[GatewayRecord],
+) -> None:
+    result = tally(records)
+    assert (result.rejected, result.duplicates) == (4, 1)
+    assert result.counted == len(records) - 5
+    assert sum(result.by_principal_usd.values()) == result.cost_usd
+    runaway_usd = Decimal("100.00")
+    assert result.by_principal_usd["research"] > runaway_usd

@@ -4,8 +4,9 @@ A minute bucket is closed-open: an event at 12:00:59.999 belongs to 12:00,
 one at 12:01:00.000 to 12:01, as ClickHouse's `toStartOfMinute` has it.
 """
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import NamedTuple
 
@@ -51,30 +52,41 @@ def minute_of(ts: datetime) -> datetime:
     return ts.replace(second=0, microsecond=0)
 
 
-def key_of(event: CostEvent) -> MinuteKey:
-    return MinuteKey(
-        minute=minute_of(event.ts),
-        session_id=event.session_id,
-        agent=event.agent,
-        principal=event.principal,
-        owner=event.payee,
-        model=event.model or "",
-        kind=event.kind,
-    )
+def _epoch_minute_s(ts_s: float) -> int:
+    return int(ts_s // 60) * 60
 
 
 class MinuteRollup:
-    """Totals per minute and dimensions for one batch of events."""
+    """Totals per minute and dimensions for one batch of events.
+
+    Keys hold the minute as epoch seconds while events are added: cheaper to
+    compute and hash than a datetime, and turned into one by `items`.
+    """
 
     def __init__(self) -> None:
-        self.rows: dict[MinuteKey, MinuteTotals] = {}
+        self._rows: dict[tuple[int, str, str, str, str, str, str], MinuteTotals] = {}
 
-    def add(self, event: CostEvent) -> None:
-        key = key_of(event)
-        totals = self.rows.get(key)
+    def add(self, event: CostEvent, ts_s: float | None = None) -> None:
+        """Count `event`; `ts_s` is its event time in epoch seconds, if known."""
+        minute_s = _epoch_minute_s(event.ts.timestamp() if ts_s is None else ts_s)
+        key = (
+            minute_s,
+            event.session_id,
+            event.agent,
+            event.principal,
+            event.owner or event.principal,
+            event.model or "",
+            event.kind,
+        )
+        totals = self._rows.get(key)
         if totals is None:
-            totals = self.rows[key] = MinuteTotals()
+            totals = self._rows[key] = MinuteTotals()
         totals.add(event)
 
+    def items(self) -> Iterator[tuple[MinuteKey, MinuteTotals]]:
+        for (minute_s, *dimensions), totals in self._rows.items():
+            minute = datetime.fromtimestamp(minute_s, UTC)
+            yield MinuteKey(minute, *dimensions), totals
+
     def __len__(self) -> int:
-        return len(self.rows)
+        return len(self._rows)

@@ -164,18 +164,46 @@ class EventIngest(Service):
     def _take(
         self, tp: TopicPartition, state: PartitionState, records: list[Record]
     ) -> None:
+        """Decode, check and count one partition's records from one poll."""
+        partition, topic = tp.partition, self.topic
+        rollup = self.flush.rollups.get(partition)
+        if rollup is None:
+            rollup = self.flush.rollups[partition] = MinuteRollup()
+        seen, accepted = self.flush.seen, []
+        replayed = duplicates = 0
         for record in records:
-            self.flush.offsets[tp] = state.last_read = record.offset
             if record.offset <= state.high_water:
-                metrics.EVENTS.labels("replayed").inc()
+                replayed += 1
                 continue
             event = self._decode(record)
             if event is None:
                 continue
-            if state.dedup.check_and_add(event.event_id, event.ts):
-                metrics.EVENTS.labels("duplicate").inc()
+            ts_s = event.ts.timestamp()
+            if state.dedup.check_and_add(event.event_id, ts_s):
+                duplicates += 1
                 continue
-            self._count(tp.partition, record, event)
+            rollup.add(event, ts_s)
+            seen.append(
+                (event.event_id, int(ts_s * 1000), topic, partition, record.offset)
+            )
+            accepted.append(event)
+        if records:
+            self.flush.offsets[tp] = state.last_read = records[-1].offset
+        self.flush.records += len(accepted)
+        self._measure(accepted, replayed, duplicates)
+        for processor in self.processors:
+            processor.add(partition, accepted)
+
+    @staticmethod
+    def _measure(accepted: list[CostEvent], replayed: int, duplicates: int) -> None:
+        """Count a poll's outcomes once, not per event: metrics cost per call."""
+        if accepted:
+            metrics.COUNTED.inc(len(accepted))
+            metrics.SPEND_USD.inc(float(sum(e.cost for e in accepted)))
+        if replayed:
+            metrics.REPLAYED.inc(replayed)
+        if duplicates:
+            metrics.DUPLICATES.inc(duplicates)
 
     def _decode(self, record: Record) -> CostEvent | None:
         size = len(record.value or b"")
@@ -194,7 +222,7 @@ class EventIngest(Service):
         letter = dead_letter(record, exc.reason)
         send = self._producer.send(self.dlq_topic, encode(letter), key=record.key)
         self.flush.dlq_sends.append(asyncio.ensure_future(send))
-        metrics.EVENTS.labels("rejected").inc()
+        metrics.REJECTED.inc()
         metrics.DLQ_RECORDS.labels(exc.kind).inc()
         log.debug(
             "rejected topic=%s partition=%d offset=%d reason=%s",
@@ -203,20 +231,6 @@ class EventIngest(Service):
             record.offset,
             exc.reason,
         )
-
-    def _count(self, partition: int, record: Record, event: CostEvent) -> None:
-        rollup = self.flush.rollups.get(partition)
-        if rollup is None:
-            rollup = self.flush.rollups[partition] = MinuteRollup()
-        rollup.add(event)
-        self.flush.seen.append(
-            (event.event_id, event.ts, self.topic, partition, record.offset)
-        )
-        self.flush.records += 1
-        metrics.EVENTS.labels("counted").inc()
-        metrics.SPEND_USD.inc(float(event.cost))
-        for processor in self.processors:
-            processor.add(partition, event)
 
     def _minute_rows(self, flush: Flush) -> list[tuple[Any, ...]]:
         last = {tp.partition: off for tp, off in flush.offsets.items()}
@@ -232,7 +246,7 @@ class EventIngest(Service):
                 last[partition],
             )
             for partition, rollup in flush.rollups.items()
-            for key, t in rollup.rows.items()
+            for key, t in rollup.items()
         ]
 
     async def _flush(self) -> None:
@@ -320,7 +334,7 @@ class EventIngest(Service):
                 s.dedup_max_ids,
             )
             for event_id, ts in ids:
-                window.add(event_id, ts)
+                window.add(event_id, ts.timestamp())
         log.info(
             "restored topic=%s partition=%d high_water=%d ids=%d",
             self.topic,

@@ -8,6 +8,10 @@ EVENTS = Counter(
     ["outcome"],
 )
 """outcome: counted, duplicate, rejected, replayed (already in ClickHouse)."""
+COUNTED = EVENTS.labels("counted")
+DUPLICATES = EVENTS.labels("duplicate")
+REJECTED = EVENTS.labels("rejected")
+REPLAYED = EVENTS.labels("replayed")
 
 DLQ_RECORDS = Counter(
     "spendstream_dlq_records", "Records sent to the DLQ, by reason", ["reason"]

@@ -116,10 +116,11 @@ class Store:
         """Event ids of flushes that completed, within `horizon_s` of the newest."""
         rows = self.query(
             """
-            SELECT event_id, ts FROM {db}.seen_events
+            SELECT event_id, fromUnixTimestamp64Milli(ts_ms, 'UTC')
+            FROM {db}.seen_events
             WHERE src_topic = {topic:String} AND src_partition = {p:UInt32}
               AND src_offset <= {upto:UInt64}
-            ORDER BY src_offset DESC, ts DESC
+            ORDER BY src_offset DESC, ts_ms DESC
             LIMIT {limit:UInt64}
             """,
             {"topic": topic, "p": partition, "upto": upto_offset, "limit": limit},

@@ -15,3 +15,7 @@ class InvalidRecord(SpendstreamError):
 
 class PricingError(InvalidRecord):
     """A call without `cost_usd` whose model the price catalogue does not know."""
+
+
+class InvalidPeriod(SpendstreamError):
+    """A chargeback period that is not a calendar month written `YYYY-MM`."""

@@ -14,39 +14,50 @@ MODELS = ("gpt-4o", "claude-sonnet", "llama-70b")
 FIRST_TS = datetime(2026, 1, 1, tzinfo=UTC)
 LAST_TS = datetime(2027, 3, 1, tzinfo=UTC)
 
-times = st.datetimes(
-    min_value=FIRST_TS.replace(tzinfo=None),
-    max_value=LAST_TS.replace(tzinfo=None),
-    timezones=st.just(UTC),
-)
+_SPAN_MS = (LAST_TS - FIRST_TS) // timedelta(milliseconds=1)
 
-costs_usd = st.decimals(min_value=0, max_value=1000, places=9)
+times = st.integers(min_value=0, max_value=_SPAN_MS).map(
+    lambda ms: FIRST_TS + timedelta(milliseconds=ms)
+)
+"""Event times to the millisecond, 2026-01 to 2027-02, in UTC."""
+
+costs_usd = st.integers(min_value=0, max_value=10**12).map(
+    lambda n: Decimal(n).scaleb(-9)
+)
+"""Up to $1000 in nano-dollars: every amount the ledger can hold in that range."""
 
 cutoffs_s = st.integers(min_value=0, max_value=10 * 86_400)
 
+_event_fields = st.tuples(
+    times,
+    st.sampled_from(DEPARTMENTS),
+    st.sampled_from((*DEPARTMENTS, None)),  # None: the principal owns the agent
+    st.sampled_from(AGENTS),
+    st.sampled_from((*MODELS, None)),
+    costs_usd,
+)
 
-@st.composite
-def cost_event_lists(draw: st.DrawFn, max_size: int = 40) -> list[CostEvent]:
-    """Events with unique ids, in random (so also out-of-order) event time."""
-    size = draw(st.integers(min_value=0, max_value=max_size))
-    return [draw(cost_events(f"e-{index}")) for index in range(size)]
+
+def _events(
+    rows: list[tuple[datetime, str, str | None, str, str | None, Decimal]],
+) -> list[CostEvent]:
+    return [
+        CostEvent(
+            event_id=f"e-{index}",
+            ts=ts,
+            session_id=f"s-{index % 5}",
+            agent=agent,
+            model=model,
+            principal=principal,
+            owner=owner,
+            cost_usd=cost_usd,
+        )
+        for index, (ts, principal, owner, agent, model, cost_usd) in enumerate(rows)
+    ]
 
 
-@st.composite
-def cost_events(draw: st.DrawFn, event_id: str) -> CostEvent:
-    """One priced event, sometimes internal (owner = principal)."""
-    principal = draw(st.sampled_from(DEPARTMENTS))
-    owner = draw(st.sampled_from((*DEPARTMENTS, None)))
-    return CostEvent(
-        event_id=event_id,
-        ts=draw(times),
-        session_id=f"s-{draw(st.integers(0, 5))}",
-        agent=draw(st.sampled_from(AGENTS)),
-        model=draw(st.sampled_from((*MODELS, None))),
-        principal=principal,
-        owner=owner,
-        cost_usd=draw(costs_usd),
-    )
+cost_event_lists = st.lists(_event_fields, max_size=40).map(_events)
+"""Events with unique ids, in random (so also out-of-order) event time."""
 
 
 def event(
@@ -70,7 +81,3 @@ def event(
         owner=owner,
         cost_usd=Decimal(cost_usd),
     )
-
-
-def late_by(ts: datetime, seconds: float) -> datetime:
-    return ts + timedelta(seconds=seconds)

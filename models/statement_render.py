@@ -1,17 +1,19 @@
-"""Rendering a statement in the format asked for: `md` or `csv`."""
+"""Rendering a statement in the format asked for: `md`, `csv` or `html`."""
 
 from collections.abc import Callable
 from typing import Literal, get_args
 
 from models.statement import Statement
+from models.statement_html import render_html
 from models.statement_text import render_csv, render_markdown
 
-StatementFormat = Literal["md", "csv"]
+StatementFormat = Literal["md", "csv", "html"]
 FORMATS: tuple[str, ...] = get_args(StatementFormat)
 
 _RENDERERS: dict[str, Callable[[Statement], str]] = {
     "md": render_markdown,
     "csv": render_csv,
+    "html": render_html,
 }
 
 

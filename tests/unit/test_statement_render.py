@@ -6,6 +6,7 @@ import io
 import re
 from datetime import UTC, datetime
 from decimal import Decimal
+from html.parser import HTMLParser
 
 import pytest
 from hypothesis import given
@@ -129,6 +130,31 @@ def test_csv_keeps_nine_decimals_and_lists_adjustments() -> None:
     assert (adjusted["adjusts"], adjusted["amount_usd"]) == ("2026-11", "0.050000000")
 
 
+@given(events=cost_event_lists)
+def test_html_has_an_svg_with_one_band_per_flow(events: list[CostEvent]) -> None:
+    statement = _busiest(events)
+    page = _Page.parse(render_statement(statement, "html"))
+    assert page.svgs == 1
+    assert sorted(page.bands) == sorted(
+        (f.debit, f.credit, f.amount_usd) for f in statement.flows
+    )
+
+
+def test_html_states_the_figures_and_fetches_nothing() -> None:
+    text = render_statement(_statement([event()]), "html")
+    assert "Reconciled: debits = credits = chargeable spend = 0.05 USD" in text
+    assert "<td>marketing</td>" in text and '<td class="num">-0.05</td>' in text
+    for outside in ("<script", "src=", "href=", "url(", "@import"):
+        assert outside not in text
+
+
+def test_html_escapes_department_names() -> None:
+    text = render_statement(_statement([event(principal="<b>R&D</b>")]), "html")
+    assert "<b>R&D" not in text
+    assert "&lt;b&gt;R&amp;D&lt;/b&gt;" in text
+    assert _Page.parse(text).bands == [("<b>R&D</b>", "engineering", Decimal("0.05"))]
+
+
 def test_an_unbalanced_statement_says_so_in_every_format() -> None:
     statement = _statement([event()])
     broken = dataclasses.replace(
@@ -140,8 +166,16 @@ def test_an_unbalanced_statement_says_so_in_every_format() -> None:
     assert "NOT RECONCILED: debits 0.05 USD, credits 0.04 USD" in render_statement(
         broken, "md"
     )
+    assert 'class="reconciliation bad"' in render_statement(broken, "html")
     recon = _csv_rows(render_statement(broken, "csv"), "reconciliation")
     assert {r["measure"]: r["amount_usd"] for r in recon}["credits"] == "0.040000000"
+
+
+def test_a_period_without_chargebacks_renders_an_empty_chart() -> None:
+    statement = _statement([event(owner=None)])  # internal only
+    page = _Page.parse(render_statement(statement, "html"))
+    assert (page.svgs, page.bands) == (1, [])
+    assert "No chargebacks between departments" in render_statement(statement, "html")
 
 
 def test_markdown_keeps_a_pipe_in_a_name_inside_its_cell() -> None:
@@ -162,7 +196,7 @@ def test_every_format_carries_the_seed_amount(fmt: str) -> None:
 
 
 def test_an_unknown_format_is_refused_with_the_choices() -> None:
-    with pytest.raises(ValueError, match=r"'pdf'.*md, csv"):
+    with pytest.raises(ValueError, match=r"'pdf'.*md, csv, html"):
         render_statement(_statement([event()]), "pdf")
 
 
@@ -174,3 +208,27 @@ def _source_figures(
         for flow in statement.flows
         for line in flow.lines
     ]
+
+
+class _Page(HTMLParser):
+    """Counts `<svg>` elements and reads each flow band's data attributes."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.svgs = 0
+        self.bands: list[tuple[str, str, Decimal]] = []
+
+    @classmethod
+    def parse(cls, text: str) -> "_Page":
+        page = cls()
+        page.feed(text)
+        page.close()
+        return page
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        values = {name: value or "" for name, value in attrs}
+        if tag == "svg":
+            self.svgs += 1
+        if tag == "path" and values.get("class") == "flow":
+            amount = Decimal(values["data-amount-usd"])
+            self.bands.append((values["data-debit"], values["data-credit"], amount))

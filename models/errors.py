@@ -20,3 +20,7 @@ class PricingError(InvalidRecord):
 
     def __init__(self, reason: str) -> None:
         super().__init__(reason, kind="unpriceable")
+
+
+class InvalidPeriod(SpendstreamError):
+    """A chargeback period that is not a calendar month written `YYYY-MM`."""

@@ -43,3 +43,17 @@ def usd_text(amount: Decimal) -> str:
     '0.000000001'
     """
     return f"{to_usd(amount):f}"
+
+
+def usd_display(amount: Decimal) -> str:
+    """Format an amount for people: exact, trailing zeros dropped down to cents.
+
+    >>> usd_display(Decimal("0.050000000")), usd_display(Decimal("-12"))
+    ('0.05', '-12.00')
+    >>> usd_display(Decimal("1E-9"))
+    '0.000000001'
+    """
+    if amount == 0:
+        return "0.00"
+    whole, _, fraction = usd_text(amount).partition(".")
+    return f"{whole}.{fraction.rstrip('0').ljust(2, '0')}"

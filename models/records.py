@@ -8,9 +8,9 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, Literal
 
-from pydantic import AwareDatetime, Field, field_validator, model_validator
+from pydantic import AwareDatetime, field_validator, model_validator
 
-from models.validation import Name, Record, SignedUsd, Usd
+from models.validation import Name, PeriodText, Record, SignedUsd, Usd
 
 
 class _Timed(Record):
@@ -102,17 +102,37 @@ class GrantStatus(_Timed):
 
 
 class LedgerEntry(_Timed):
-    """One double-entry line on `spend.ledger`: `debit` pays `credit`."""
+    """One double-entry line on `spend.ledger`: `debit` pays `credit`.
+
+    `ts` is the event's time; `period` is where the entry is booked, and for a
+    late event `adjusts` names the earlier, closed period it belongs to.
+    `model` (beyond the contract's fields) lets the statement say which models
+    a flow paid for.
+    """
 
     entry_id: Name
-    period: str = Field(pattern=r"^\d{4}-(0[1-9]|1[0-2])$")
+    period: PeriodText
     debit: Name
     credit: Name
     amount_usd: Usd
     event_id: Name
     agent: Name
     internal: bool
-    adjusts: str | None = None
+    adjusts: PeriodText | None = None
+    model: Name | None = None
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "LedgerEntry":
+        if self.internal != (self.debit == self.credit):
+            msg = (
+                f"internal is {self.internal} but debit {self.debit!r} and credit "
+                f"{self.credit!r} say otherwise; internal means the same department"
+            )
+            raise ValueError(msg)
+        if self.adjusts is not None and self.adjusts >= self.period:
+            msg = f"adjusts ({self.adjusts}) must be a period before {self.period}"
+            raise ValueError(msg)
+        return self
 
 
 class DlqRecord(_Timed):

@@ -34,6 +34,11 @@ Name = Annotated[str, Field(min_length=1, max_length=512)]
 
 Tokens = Annotated[int, Field(ge=0, strict=True)]
 
+PERIOD_PATTERN = r"^\d{4}-(0[1-9]|1[0-2])$"
+
+PeriodText = Annotated[str, Field(pattern=PERIOD_PATTERN)]
+"""A chargeback period: a calendar month in UTC, written `YYYY-MM`."""
+
 
 def explain(error: ValidationError) -> str:
     """One line naming each bad field and why, for a DLQ record or a 4xx."""

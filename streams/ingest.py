@@ -7,10 +7,11 @@ inside the Faust worker, and keeps its state per batch.
 A flush, in this order:
 
 1. wait until every DLQ record of the flush is acknowledged by Kafka;
-2. write the flush to ClickHouse (`Store.write_flush`), retrying until it lands;
-3. commit the consumer offsets.
+2. flush the processors (`streams.processors`): their outputs land first;
+3. write the flush to ClickHouse (`Store.write_flush`), retrying until it lands;
+4. commit the consumer offsets.
 
-A crash after 2 and before 3 replays records that ClickHouse holds already:
+A crash after 3 and before 4 replays records that ClickHouse holds already:
 records at or below a partition's high water (`Store.high_water`) are skipped,
 and the dedup window is rebuilt from the ids of completed flushes.
 """
@@ -32,6 +33,7 @@ from models.events import CostEvent, decode_cost_event
 from models.rollup import MinuteRollup
 from streams import metrics
 from streams.dlq import dead_letter, encode
+from streams.processors import EventProcessor
 from streams.settings import Settings
 from streams.store import Store
 from streams.topics import Topics
@@ -86,7 +88,7 @@ class EventIngest(Service):
         self.partitions: dict[int, PartitionState] = {}
         self.flush = Flush()
         self.lock = asyncio.Lock()
-        self.processors: list[Any] = []
+        self.processors: list[EventProcessor] = []
         self._consumer: AIOKafkaConsumer | None = None
         self._producer: AIOKafkaProducer | None = None
         self._loop_task: asyncio.Task[None] | None = None
@@ -123,6 +125,12 @@ class EventIngest(Service):
         if self._producer is not None:
             await self._producer.stop()
         log.info("stopped reading topic=%s; everything read is flushed", self.topic)
+
+    @property
+    def producer(self) -> AIOKafkaProducer:
+        """The worker's producer for processors' outputs; started with the ingest."""
+        assert self._producer is not None, "ingest not started"
+        return self._producer
 
     @property
     def consumer(self) -> AIOKafkaConsumer:
@@ -257,10 +265,10 @@ class EventIngest(Service):
         started_s = time.monotonic()
         for send in flush.dlq_sends:
             await (await send)
-        minutes = self._minute_rows(flush)
-        await self._write(flush.seen, minutes)
         for processor in self.processors:
             await processor.flush()
+        minutes = self._minute_rows(flush)
+        await self._write(flush.seen, minutes)
         for tp, offset in flush.offsets.items():
             state = self.partitions.get(tp.partition)
             if state is None:

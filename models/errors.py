@@ -15,3 +15,11 @@ class InvalidRecord(SpendstreamError):
 
 class PricingError(InvalidRecord):
     """A call without `cost_usd` whose model the price catalogue does not know."""
+
+
+class InvalidTask(InvalidRecord):
+    """Task features the shadow model cannot take: answer 4xx, learn nothing."""
+
+
+class SnapshotError(SpendstreamError):
+    """A shadow model snapshot that cannot be loaded."""

@@ -1,0 +1,231 @@
+"""The shadow cost model: learn from finished tasks, estimate a task before it runs.
+
+One featuriser turns a task's features into a sparse vector: the prompt's
+length (log characters, log words; standardised), its words (a bag of words
+over the first `BAG_CHARS` characters, normalised to unit length), and who
+runs it (agent, model, user, principal, agent x model). Words and identities
+are hashed into `hash_features` buckets, so memory stays bounded however many
+words and users come. Three heads, one per target (steps, tokens, cost), each
+a linear regression on the log scale (`models.shadow_targets`) with a
+standardised target, wrapped in a `RegressionJackknife` whose residual
+quantiles over the last `residual_window` tasks give the interval.
+
+>>> from decimal import Decimal
+>>> from models.task_features import TaskFeatures
+>>> from models.task_tally import TaskActuals
+>>> model = ShadowModel(min_tasks=2)
+>>> task = TaskFeatures(prompt="Summarise the report", agent="writer")
+>>> model.predict_one(task).basis
+'no_history'
+>>> model.learn_one(task, TaskActuals(steps=3, tokens=1200, cost_usd=Decimal("0.01")))
+>>> model.predict_one(task).cost_usd.expected
+Decimal('0.010000000')
+>>> model.learn_one(task, TaskActuals(steps=3, tokens=1200, cost_usd=Decimal("0.01")))
+>>> model.predict_one(task).basis
+'model'
+"""
+
+import json
+import math
+import pickle
+import statistics
+from importlib.metadata import version
+from typing import Any
+
+from river import compose, conf, feature_extraction, linear_model, preprocessing
+
+from models.errors import SnapshotError
+from models.shadow_baseline import AgentBaseline, Basis, Triple
+from models.shadow_estimate import Estimate
+from models.shadow_targets import TARGETS, Target, from_log, to_log, values_of
+from models.task_features import TaskFeatures
+from models.task_tally import TaskActuals
+
+BAG_CHARS = 8_000
+"""The bag of words reads the prompt's first 8,000 characters: the words past
+them add little, and reading 100 kB would take about 10 ms an estimate."""
+
+SNAPSHOT_FORMAT = 1
+"""The layout of `to_bytes`; bump it when the model's structure changes."""
+
+_MAGIC = b"spendstream-shadow "
+_RIVER = version("river")
+
+
+class ShadowModel:
+    """Online estimates of a task's steps, tokens and cost, with intervals."""
+
+    def __init__(
+        self,
+        *,
+        confidence_level: float = 0.9,
+        min_tasks: int = 30,
+        residual_window: int = 500,
+        hash_features: int = 4096,
+        seed: int = 0,
+    ) -> None:
+        if not 0 < confidence_level < 1 or min_tasks < 0 or residual_window < 1:
+            msg = (
+                f"need 0 < confidence_level < 1, min_tasks >= 0, residual_window >= 1; "
+                f"got {confidence_level}, {min_tasks}, {residual_window}"
+            )
+            raise ValueError(msg)
+        self.confidence_level = confidence_level
+        self.min_tasks = min_tasks
+        self.model_version = 0
+        self.n_learnt = 0
+        self._featurizer = _featurizer(hash_features, seed)
+        self._heads = {t: _head(confidence_level, residual_window) for t in TARGETS}
+        z = statistics.NormalDist().inv_cdf(0.5 + confidence_level / 2)
+        self._baseline = AgentBaseline(z)
+
+    @property
+    def agents(self) -> frozenset[str]:
+        """The agents the model has learnt from."""
+        return frozenset(self._baseline.per_agent)
+
+    def learn_one(self, features: TaskFeatures, actuals: TaskActuals) -> None:
+        """Learn from one finished task."""
+        values = values_of(actuals)
+        logs = {t: to_log(t, values[t]) for t in TARGETS}
+        x = river_features(features)
+        self._featurizer.learn_one(x)
+        vector = self._featurizer.transform_one(x)
+        for target, head in self._heads.items():
+            head.learn_one(vector, logs[target])
+        self._baseline.learn_one(features.agent, values)
+        self.n_learnt += 1
+
+    def predict_one(self, features: TaskFeatures) -> Estimate:
+        """Estimate a task: the model's, or the fallback until `min_tasks`."""
+        if self.n_learnt < self.min_tasks:
+            return self.predict_baseline(features)
+        vector = self._featurizer.transform_one(river_features(features))
+        triples: dict[Target, Triple] = {}
+        for target, head in self._heads.items():
+            interval = head.predict_one(vector, with_interval=True)
+            triples[target] = (
+                from_log(target, head.predict_one(vector)),
+                from_log(target, interval.lower),
+                from_log(target, interval.upper),
+            )
+        return self._estimate("model", triples)
+
+    def predict_baseline(self, features: TaskFeatures) -> Estimate:
+        """The fallback estimate (the agent's running mean), whatever the warm-up."""
+        basis, triples = self._baseline.predict_one(features.agent)
+        return self._estimate(basis, triples)
+
+    def predict_then_learn(
+        self, features: TaskFeatures, actuals: TaskActuals
+    ) -> Estimate:
+        """Progressive validation: the estimate made before learning the task."""
+        estimate = self.predict_one(features)
+        self.learn_one(features, actuals)
+        return estimate
+
+    def publish(self) -> bytes:
+        """Take a new model version and return its snapshot."""
+        self.model_version += 1
+        return self.to_bytes()
+
+    def to_bytes(self) -> bytes:
+        """A snapshot: a JSON header line, then the pickled model.
+
+        Snapshots are trusted internal data: unpickling runs code, so load
+        only what this project's learner wrote to its own snapshot topic,
+        never bytes from a client.
+        """
+        header = json.dumps(self._about()).encode()
+        return _MAGIC + header + b"\n" + pickle.dumps(self, pickle.HIGHEST_PROTOCOL)
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> "ShadowModel":
+        """Load a snapshot from `to_bytes`; `SnapshotError` says why not."""
+        about = snapshot_header(data)
+        try:
+            model = pickle.loads(data[data.index(b"\n") + 1 :])
+        except Exception as exc:
+            msg = (
+                f"shadow snapshot written with river {about.get('river')} cannot be "
+                f"loaded with river {_RIVER}: {exc!r}; publish a new one"
+            )
+            raise SnapshotError(msg) from None
+        if not isinstance(model, cls):
+            raise SnapshotError(f"snapshot holds a {type(model).__name__}, no model")
+        return model
+
+    def _about(self) -> dict[str, Any]:
+        return {
+            "format": SNAPSHOT_FORMAT,
+            "river": _RIVER,
+            "model_version": self.model_version,
+            "n_learnt": self.n_learnt,
+        }
+
+    def _estimate(self, basis: Basis, triples: dict[Target, Triple]) -> Estimate:
+        return Estimate.of(
+            triples,
+            basis=basis,
+            confidence_level=self.confidence_level,
+            model_version=self.model_version,
+            n_learnt=self.n_learnt,
+        )
+
+
+def snapshot_header(data: bytes) -> dict[str, Any]:
+    """A snapshot's header (format, river, model_version, n_learnt), unpickled."""
+    end = data.find(b"\n")
+    if not data.startswith(_MAGIC) or end < 0:
+        raise SnapshotError("not a shadow model snapshot; check where it came from")
+    try:
+        about: dict[str, Any] = json.loads(data[len(_MAGIC) : end])
+    except ValueError:
+        raise SnapshotError("shadow snapshot header is not JSON") from None
+    if about.get("format") != SNAPSHOT_FORMAT:
+        msg = (
+            f"shadow snapshot format {about.get('format')!r} is not "
+            f"{SNAPSHOT_FORMAT}; let the learner publish a new snapshot"
+        )
+        raise SnapshotError(msg)
+    return about
+
+
+def river_features(features: TaskFeatures) -> dict[str, Any]:
+    """The raw feature dict the featuriser reads; `?` stands for a missing name."""
+    prompt = features.prompt
+    return {
+        "prompt": prompt[:BAG_CHARS],
+        "log_chars": math.log1p(len(prompt)),
+        "log_words": math.log1p(len(prompt.split())),
+        "agent": features.agent,
+        "model": features.model or "?",
+        "user": features.user or "?",
+        "principal": features.principal or "?",
+        "agent_model": f"{features.agent}|{features.model or '?'}",
+    }
+
+
+def _featurizer(hash_features: int, seed: int) -> compose.TransformerUnion:
+    lengths = compose.Pipeline(
+        compose.Select("log_chars", "log_words"), preprocessing.StandardScaler()
+    )
+    names = compose.Select("agent", "model", "user", "principal", "agent_model")
+    words = compose.Pipeline(
+        feature_extraction.BagOfWords(on="prompt"),
+        preprocessing.Normalizer(),
+        compose.Prefixer("word="),
+    )
+    hashed = compose.Pipeline(
+        compose.TransformerUnion(names, words),
+        preprocessing.FeatureHasher(hash_features, seed=seed),
+    )
+    return compose.TransformerUnion(lengths, hashed)
+
+
+Head = conf.RegressionJackknife[preprocessing.TargetStandardScaler]
+
+
+def _head(confidence_level: float, residual_window: int) -> Head:
+    regressor = preprocessing.TargetStandardScaler(linear_model.LinearRegression())
+    return conf.RegressionJackknife(regressor, confidence_level, residual_window)

@@ -60,6 +60,15 @@ def test_estimates_are_ordered_and_never_negative(
             assert 0 <= band.lower <= band.expected <= band.upper, (target, band)
 
 
+def test_an_early_interval_still_holds_its_own_estimate() -> None:
+    model = ShadowModel(min_tasks=0)
+    task = TaskFeatures(prompt="!!!", agent="coder")
+    model.learn_one(task, TaskActuals(1, 10, Decimal("0.01")))
+
+    band = model.predict_one(task).cost_usd
+    assert band.lower <= band.expected <= band.upper
+
+
 def test_before_min_tasks_it_falls_back_to_the_agent_running_mean() -> None:
     model = ShadowModel(min_tasks=5)
     coder = TaskFeatures(prompt="fix it", agent="coder")

@@ -14,7 +14,7 @@ sum (`models.task_tally` says why). Cost events are expected deduplicated
 >>> tracker.on_task(TaskRecord(status="started", task_id="t1", ts=t, prompt="hi"))
 []
 >>> for cost in ("0.0010", "0.0032"):
-...     tracker.on_event(CostEvent(event_id=cost, ts=t, session_id="s", agent="a",
+...     _ = tracker.on_event(CostEvent(event_id=cost, ts=t, session_id="s", agent="a",
 ...         principal="p", task_id="t1", input_tokens=300, output_tokens=150,
 ...         cost_usd=cost))
 >>> done = tracker.on_task(TaskRecord(status="finished", task_id="t1", ts=t))
@@ -22,6 +22,7 @@ sum (`models.task_tally` says why). Cost events are expected deduplicated
 TaskActuals(steps=2, tokens=900, cost_usd=Decimal('0.004200000'))
 """
 
+import math
 from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import datetime
@@ -56,13 +57,16 @@ class FinishedTask:
 class TaskTracker:
     """Open tasks and their tallies, in bounded memory.
 
-    Time is what the caller passes: event time from records, or an injected
-    clock in `tick`. A finished task is released `settle_s` after its finish
-    time, so cost events that arrive a little after `finished` still count.
-    Open tasks untouched for `ttl_s` expire (counted in `expired`). Released
-    ids are remembered for `ttl_s` so late events are counted in
-    `late_events`, not taken for a new task. Past `max_tasks` open tasks, the
-    least recently touched go early (counted in `evicted_early`).
+    The tracker's clock is the newest event time it has seen (records and
+    events), so a backfill replays as it happened; `tick(now)` takes an
+    injected clock instead, for a timer while the streams are quiet (pass the
+    wall clock only when event time keeps up with it, never in a backfill).
+    A finished task is released `settle_s` after its finish time, so cost
+    events that arrive a little after `finished` still count. Open tasks
+    untouched for `ttl_s` expire (counted in `expired`). Released ids are
+    remembered for `ttl_s` so late events are counted in `late_events`, not
+    taken for a new task. Past `max_tasks` open tasks, the least recently
+    touched go early (counted in `evicted_early`).
 
     Memory is about `max_tasks` times a started record. The worker validates
     a started record's features (`models.task_features`, which caps the
@@ -81,6 +85,7 @@ class TaskTracker:
         self.ttl_s = ttl_s
         self.settle_s = settle_s
         self.max_tasks = max_tasks
+        self.newest_s = float("-inf")
         self.expired = 0
         self.evicted_early = 0
         self.late_events = 0
@@ -91,17 +96,17 @@ class TaskTracker:
     def __len__(self) -> int:
         return len(self.tallies)
 
-    def on_event(self, event: CostEvent) -> None:
-        """Count a cost event towards its task, if it names one."""
-        if event.task_id is None:
-            return
+    def on_event(self, event: CostEvent) -> list[FinishedTask]:
+        """Count a cost event towards its task; return the tasks now due."""
+        ts_s = event.ts.timestamp()
         if event.task_id in self.released:
             self.late_events += 1
-            return
-        self._touch(event.task_id, event.ts.timestamp()).add(event)
+        elif event.task_id is not None:
+            self._touch(event.task_id, ts_s).add(event)
+        return self._advance(ts_s)
 
     def on_task(self, record: TaskRecord) -> list[FinishedTask]:
-        """Take a task record; return the tasks due by the record's event time."""
+        """Take a task record; return the tasks now due."""
         ts_s = record.ts.timestamp()
         if record.task_id not in self.released:
             tally = self._touch(record.task_id, ts_s)
@@ -110,17 +115,25 @@ class TaskTracker:
             elif record.status == "finished" and tally.finished is None:
                 tally.finished = record
                 self.finishing[record.task_id] = ts_s
-        return self.release(record.ts)
+        return self._advance(ts_s)
 
     def tick(self, now: datetime) -> list[FinishedTask]:
-        """Release the finished tasks due at `now` and expire stale ones."""
-        due = self.release(now)
-        self.expire(now)
+        """Release the finished tasks due at `now` and expire the stale ones."""
+        return self._tick(now.timestamp())
+
+    def _advance(self, ts_s: float) -> list[FinishedTask]:
+        if ts_s <= self.newest_s:
+            return self._release(self.newest_s)
+        self.newest_s = ts_s
+        return self._tick(ts_s)
+
+    def _tick(self, now_s: float) -> list[FinishedTask]:
+        due = self._release(now_s)
+        self._expire(now_s)
         return due
 
-    def release(self, now: datetime) -> list[FinishedTask]:
-        """Finished tasks whose finish time is at least `settle_s` before `now`."""
-        horizon_s = now.timestamp() - self.settle_s
+    def _release(self, now_s: float) -> list[FinishedTask]:
+        horizon_s = now_s - self.settle_s
         due = []
         while self.finishing:
             task_id, finished_s = next(iter(self.finishing.items()))
@@ -130,19 +143,16 @@ class TaskTracker:
             due.append(self._finish(task_id, finished_s))
         return due
 
-    def expire(self, now: datetime) -> int:
-        """Forget open tasks and released ids older than `ttl_s`; return how many."""
-        cutoff_s = now.timestamp() - self.ttl_s
-        before = self.expired
+    def _expire(self, now_s: float) -> None:
+        cutoff_s = now_s - self.ttl_s
         while self.tallies:
             task_id, tally = next(iter(self.tallies.items()))
-            if tally.seen_s >= cutoff_s:
+            if tally.seen_s >= cutoff_s or task_id in self.finishing:
                 break
             self._drop(task_id)
             self.expired += 1
         while self.released and next(iter(self.released.values())) < cutoff_s:
             self.released.popitem(last=False)
-        return self.expired - before
 
     def _touch(self, task_id: str, ts_s: float) -> TaskTally:
         tally = self.tallies.get(task_id)
@@ -184,6 +194,7 @@ class TaskTracker:
         return {
             "format": STATE_FORMAT,
             "settings": [self.ttl_s, self.settle_s, self.max_tasks],
+            "newest_s": None if math.isinf(self.newest_s) else self.newest_s,
             "counters": [self.expired, self.evicted_early, self.late_events],
             "tallies": {k: t.to_state() for k, t in self.tallies.items()},
             "finishing": dict(self.finishing),
@@ -199,6 +210,8 @@ class TaskTracker:
             raise InvalidRecord(msg)
         try:
             tracker = cls(*state["settings"])
+            if state["newest_s"] is not None:
+                tracker.newest_s = float(state["newest_s"])
             counters = state["counters"]
             tracker.expired, tracker.evicted_early, tracker.late_events = counters
             for task_id, tally in state["tallies"].items():

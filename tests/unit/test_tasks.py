@@ -86,11 +86,19 @@ def test_a_settle_delay_counts_events_that_arrive_after_finished() -> None:
     tracker.on_event(event(1, "t1", "0.01", 0))
     assert tracker.on_task(task("finished", s=5)) == []
 
-    tracker.on_event(event(2, "t1", "0.02", 8))
-    assert tracker.tick(at(34)) == []
-    [done] = tracker.tick(at(35))
+    assert tracker.on_event(event(2, "t1", "0.02", 8)) == []
+    assert tracker.on_event(event(3, None, "0.02", 34)) == []
+    [done] = tracker.on_event(event(4, "t2", "0.02", 35))
 
     assert done.actuals == TaskActuals(steps=2, tokens=0, cost_usd=Decimal("0.03"))
+
+
+def test_a_quiet_stream_is_released_by_the_injected_clock() -> None:
+    tracker = TaskTracker(settle_s=30)
+    tracker.on_task(task("finished", s=5, steps=1, tokens=2, cost_usd="0.1"))
+    assert tracker.tick(at(34)) == []
+    [done] = tracker.tick(at(35))
+    assert done.task_id == "t1"
 
 
 def test_events_after_release_are_late_and_open_no_new_task() -> None:
@@ -103,18 +111,28 @@ def test_events_after_release_are_late_and_open_no_new_task() -> None:
     assert len(tracker) == 0
 
 
-def test_tasks_that_never_finish_expire_after_ttl() -> None:
+def test_tasks_that_never_finish_expire_after_ttl_of_event_time() -> None:
     tracker = TaskTracker(ttl_s=60)
     tracker.on_task(task("started", "idle", s=0))
     tracker.on_task(task("started", "busy", s=0))
     tracker.on_event(event(1, "busy", "0.01", 50))
 
-    assert tracker.tick(at(60)) == []
+    tracker.on_event(event(2, None, "0.01", 60))
     assert len(tracker) == 2
-    tracker.tick(at(61))
+    tracker.on_event(event(3, None, "0.01", 61))
 
     assert list(tracker.tallies) == ["busy"]
     assert tracker.expired == 1
+
+
+def test_a_backfill_is_not_expired_by_a_clock_it_does_not_follow() -> None:
+    tracker = TaskTracker(ttl_s=60)
+    tracker.on_task(task("started", s=0))
+    tracker.on_event(event(1, "t1", "0.5", 55))
+    [done] = tracker.on_task(task("finished", s=110))
+
+    assert done.actuals == TaskActuals(1, 0, Decimal("0.5"))
+    assert tracker.expired == 0
 
 
 def test_memory_stays_bounded_past_max_tasks() -> None:
@@ -135,7 +153,8 @@ def test_state_round_trips_through_json_exactly() -> None:
 
     restored = TaskTracker.from_state(loads(dumps(tracker.to_state())))
 
-    [done] = restored.tick(at(13))
+    assert restored.on_event(event(3, None, "1", 12)) == []
+    [done] = restored.on_event(event(4, None, "1", 13))
     assert done.actuals == TaskActuals(2, 7, Decimal("0.100000001"))
     assert done.features.prompt == "plan a trip"
     assert restored.settle_s == 10

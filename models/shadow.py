@@ -91,7 +91,8 @@ class ShadowModel:
         self.min_tasks = min_tasks
         self.model_version = 0
         self.n_learnt = 0
-        self._featurizer = _featurizer(hash_features, seed)
+        self._lengths = _lengths()
+        self._featurizer = _featurizer(self._lengths, hash_features, seed)
         self._heads = {t: _head(confidence_level, residual_window) for t in TARGETS}
         z = statistics.NormalDist().inv_cdf(0.5 + confidence_level / 2)
         self._baseline = AgentBaseline(z)
@@ -106,7 +107,8 @@ class ShadowModel:
         values = values_of(actuals)
         logs = {t: to_log(t, values[t]) for t in TARGETS}
         x = river_features(features)
-        self._featurizer.learn_one(x)
+        # Only the length scaler learns: words and names are hashed, statelessly.
+        self._lengths.learn_one(x)
         vector = self._featurizer.transform_one(x)
         for target, head in self._heads.items():
             head.learn_one(vector, logs[target])
@@ -216,10 +218,15 @@ def river_features(features: TaskFeatures) -> dict[str, Any]:
     }
 
 
-def _featurizer(hash_features: int, seed: int) -> compose.TransformerUnion:
-    lengths = compose.Pipeline(
+def _lengths() -> compose.Pipeline:
+    return compose.Pipeline(
         compose.Select("log_chars", "log_words"), preprocessing.StandardScaler()
     )
+
+
+def _featurizer(
+    lengths: compose.Pipeline, hash_features: int, seed: int
+) -> compose.TransformerUnion:
     names = compose.Select("agent", "model", "user", "principal", "agent_model")
     words = compose.Pipeline(
         feature_extraction.BagOfWords(on="prompt"),

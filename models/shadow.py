@@ -1,6 +1,6 @@
 """The shadow cost model: learn from finished tasks, estimate a task before it runs.
 
-One featuriser turns a task's features into a sparse vector: the prompt's
+A featuriser turns a task's features into a sparse vector: the prompt's
 length (log characters, log words; standardised), its words (a bag of words
 over the first `BAG_CHARS` characters, normalised to unit length), and who
 runs it (agent, model, user, principal, agent x model). Words and identities
@@ -92,7 +92,7 @@ class ShadowModel:
         self.model_version = 0
         self.n_learnt = 0
         self._lengths = _lengths()
-        self._featurizer = _featurizer(self._lengths, hash_features, seed)
+        self._hashed = _hashed(hash_features, seed)
         self._heads = {t: _head(confidence_level, residual_window) for t in TARGETS}
         z = statistics.NormalDist().inv_cdf(0.5 + confidence_level / 2)
         self._baseline = AgentBaseline(z)
@@ -107,9 +107,8 @@ class ShadowModel:
         values = values_of(actuals)
         logs = {t: to_log(t, values[t]) for t in TARGETS}
         x = river_features(features)
-        # Only the length scaler learns: words and names are hashed, statelessly.
         self._lengths.learn_one(x)
-        vector = self._featurizer.transform_one(x)
+        vector = self._vector(x)
         for target, head in self._heads.items():
             head.learn_one(vector, logs[target])
         self._baseline.learn_one(features.agent, values)
@@ -119,7 +118,7 @@ class ShadowModel:
         """Estimate a task: the model's, or the fallback until `min_tasks`."""
         if self.n_learnt < self.min_tasks:
             return self.predict_baseline(features)
-        vector = self._featurizer.transform_one(river_features(features))
+        vector = self._vector(river_features(features))
         triples = {t: _triple(t, head, vector) for t, head in self._heads.items()}
         return self._estimate("model", triples)
 
@@ -166,6 +165,15 @@ class ShadowModel:
         if not isinstance(model, cls):
             raise SnapshotError(f"snapshot holds a {type(model).__name__}, no model")
         return model
+
+    def _vector(self, x: dict[str, Any]) -> dict[Hashable, object]:
+        """The scaled lengths next to the hashed words and names (int keys).
+
+        Two parts, not one `TransformerUnion`: the union holds copies of its
+        parts, and only the length scaler learns (hashing is stateless), so
+        learning it alone spares tokenising the prompt twice more.
+        """
+        return {**self._lengths.transform_one(x), **self._hashed.transform_one(x)}
 
     def _about(self) -> dict[str, Any]:
         return {
@@ -224,20 +232,17 @@ def _lengths() -> compose.Pipeline:
     )
 
 
-def _featurizer(
-    lengths: compose.Pipeline, hash_features: int, seed: int
-) -> compose.TransformerUnion:
+def _hashed(hash_features: int, seed: int) -> compose.Pipeline:
     names = compose.Select("agent", "model", "user", "principal", "agent_model")
     words = compose.Pipeline(
         feature_extraction.BagOfWords(on="prompt"),
         preprocessing.Normalizer(),
         compose.Prefixer("word="),
     )
-    hashed = compose.Pipeline(
+    return compose.Pipeline(
         compose.TransformerUnion(names, words),
         preprocessing.FeatureHasher(hash_features, seed=seed),
     )
-    return compose.TransformerUnion(lengths, hashed)
 
 
 Head = conf.RegressionJackknife[preprocessing.TargetStandardScaler]

@@ -51,6 +51,20 @@ def test_the_90_percent_interval_covers_about_90_percent(
         assert 0.80 <= covered / LAST_N <= 1.00, target
 
 
+def test_estimates_grow_with_the_prompt_and_follow_the_model_price() -> None:
+    model = ShadowModel()
+    for features, actuals in HISTORY[:600]:
+        model.learn_one(features, actuals)
+
+    def cost(words: int, llm: str) -> Decimal:
+        prompt = " ".join(f"term{n % 200}" for n in range(words))
+        task = TaskFeatures(prompt=prompt, agent="researcher", model=llm)
+        return model.predict_one(task).cost_usd.expected
+
+    assert cost(300, "medium") > 4 * cost(10, "medium")
+    assert cost(100, "large") > 4 * cost(100, "small")
+
+
 def test_estimates_are_ordered_and_never_negative(
     progressive: list[tuple[Estimate, Decimal, TaskActuals]],
 ) -> None:

@@ -107,6 +107,7 @@ class EstimateAnswer:
     verdict: Verdict
 
     def to_json_dict(self) -> dict[str, Any]:
+        """The estimate's JSON, with the decision, the limit and the message."""
         limit = self.verdict.limit_usd
         return {
             **self.estimate.to_json_dict(),

@@ -145,7 +145,8 @@ class ShadowModel:
 
         Snapshots are trusted internal data: unpickling runs code, so load
         only what this project's learner wrote to its own snapshot topic,
-        never bytes from a client.
+        never bytes from a client. A loaded model predicts what the saved one
+        did, to float rounding: River's weight maps may sum in another order.
         """
         header = json.dumps(self._about()).encode()
         return _MAGIC + header + b"\n" + pickle.dumps(self, pickle.HIGHEST_PROTOCOL)

@@ -52,12 +52,14 @@ class AgentBaseline:
         self.overall: dict[Target, _Spread] = _spreads()
 
     def learn_one(self, agent: str, values: dict[Target, float]) -> None:
+        """Add one task's values to its agent's and to all agents' stats."""
         agent_spreads = self.per_agent.setdefault(agent, _spreads())
         for target in TARGETS:
             agent_spreads[target].update(target, values[target])
             self.overall[target].update(target, values[target])
 
     def predict_one(self, agent: str) -> tuple[Basis, dict[Target, Triple]]:
+        """The agent's estimate, else all agents', else zeros; with its basis."""
         spreads = self.per_agent.get(agent)
         if spreads is not None:
             return "agent_mean", self._triples(spreads)

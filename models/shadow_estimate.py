@@ -29,6 +29,7 @@ class Band(Generic[N]):
     upper: N
 
     def covers(self, actual: N) -> bool:
+        """Whether `actual` lies in the interval, ends included."""
         return self.lower <= actual <= self.upper
 
 
@@ -51,6 +52,7 @@ class Estimate:
 
     @property
     def fallback(self) -> bool:
+        """True while the estimate is not the model's own."""
         return self.basis != "model"
 
     def band(self, target: Target) -> Band[float] | Band[Decimal]:

@@ -25,8 +25,7 @@ from models.tasks import FinishedTask
 
 @dataclass(frozen=True, slots=True)
 class ShadowPrediction:
-    """What the model said before it learnt a task, what the agent mean said,
-    and what the task took."""
+    """A task's estimate made before learning it, the agent mean's, its actuals."""
 
     task_id: str
     ts: datetime
@@ -88,6 +87,7 @@ class ShadowScore:
         self.fallbacks = 0
 
     def update(self, prediction: ShadowPrediction) -> None:
+        """Score one prediction; a fallback is only counted."""
         if prediction.estimate.fallback:
             self.fallbacks += 1
             return

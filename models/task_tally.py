@@ -43,6 +43,7 @@ class TaskTally:
     finished: TaskRecord | None = None
 
     def add(self, event: CostEvent) -> None:
+        """Count one cost event: a step, its tokens in and out, its cost."""
         self.events += 1
         self.tokens += event.input_tokens + event.output_tokens
         self.cost_usd += event.cost
@@ -73,6 +74,7 @@ class TaskTally:
 
     @classmethod
     def from_state(cls, state: dict[str, Any]) -> "TaskTally":
+        """The tally `to_state` saved; raises on a damaged state."""
         started, finished = state["started"], state["finished"]
         return cls(
             seen_s=float(state["seen_s"]),

@@ -24,3 +24,11 @@ class PricingError(InvalidRecord):
 
 class InvalidPeriod(SpendstreamError):
     """A chargeback period that is not a calendar month written `YYYY-MM`."""
+
+
+class InvalidTask(InvalidRecord):
+    """Task features the shadow model cannot take: answer 4xx, learn nothing."""
+
+
+class SnapshotError(SpendstreamError):
+    """A shadow model snapshot that cannot be loaded."""

@@ -10,7 +10,7 @@ from typing import Any, Literal
 
 from pydantic import AwareDatetime, field_validator, model_validator
 
-from models.validation import Name, PeriodText, Record, SignedUsd, Usd
+from models.validation import Name, PeriodText, Record, SignedUsd, Tokens, Usd
 
 
 class _Timed(Record):
@@ -45,7 +45,11 @@ class GrantCommand(_Timed):
 
 
 class TaskRecord(_Timed):
-    """A task on `spend.tasks`: `started` with its features, or `finished`."""
+    """A task on `spend.tasks`: `started` with its features, or `finished`.
+
+    A `finished` record may carry the task's totals (`steps`, `tokens`,
+    `cost_usd`) where the gateway has them; `models.tasks` says which wins.
+    """
 
     status: Literal["started", "finished"]
     task_id: Name
@@ -55,6 +59,9 @@ class TaskRecord(_Timed):
     user: Name | None = None
     principal: Name | None = None
     outcome: str | None = None
+    steps: Tokens | None = None
+    tokens: Tokens | None = None
+    cost_usd: Usd | None = None
 
 
 class AdminCommand(_Timed):

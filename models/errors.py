@@ -15,3 +15,11 @@ class InvalidRecord(SpendstreamError):
 
 class PricingError(InvalidRecord):
     """A call without `cost_usd` whose model the price catalogue does not know."""
+
+
+class PolicyError(SpendstreamError):
+    """A breaker policy that cannot be read, parsed or validated."""
+
+
+class StateError(SpendstreamError):
+    """Stored breaker state that cannot be restored (corrupt or from another shape)."""

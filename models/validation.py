@@ -35,11 +35,15 @@ Name = Annotated[str, Field(min_length=1, max_length=512)]
 Tokens = Annotated[int, Field(ge=0, strict=True)]
 
 
-def explain(error: ValidationError) -> str:
-    """One line naming each bad field and why, for a DLQ record or a 4xx."""
+def explain(error: ValidationError, prefix: str = "") -> str:
+    """One line naming each bad field and why, for a DLQ record or a 4xx.
+
+    `prefix` names where the validated value sits in a larger document.
+    """
     parts = []
     for item in error.errors(include_url=False):
-        where = ".".join(str(p) for p in item["loc"]) or "record"
+        path = [str(p) for p in item["loc"]]
+        where = ".".join([prefix, *path] if prefix else path) or "record"
         parts.append(f"{where}: {item['msg'].lower()}")
     return "; ".join(parts)
 

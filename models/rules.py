@@ -15,6 +15,7 @@ closed at the start, open at the end, on bucket edges.
 from dataclasses import dataclass, field
 from decimal import Decimal
 from fractions import Fraction
+from functools import cached_property
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
@@ -82,10 +83,14 @@ class AbsoluteRule:
 
     window_s: int
     limit_usd: Decimal
+    limit_nano: int = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "limit_nano", usd_to_nano(self.limit_usd))
 
     def check(self, velocity: Velocity) -> RuleHit | None:
         totals = velocity[self.window_s]
-        if totals.spend_nano <= usd_to_nano(self.limit_usd):
+        if totals.spend_nano <= self.limit_nano:
             return None
         return RuleHit(
             rule="absolute",
@@ -123,9 +128,13 @@ class RelativeRule(StrictModel):
             raise ValueError(msg)
         return self
 
+    @cached_property
+    def floor_nano(self) -> int:
+        return usd_to_nano(self.floor_usd)
+
     def check(self, velocity: Velocity) -> RuleHit | None:
         short, long = velocity[self.short_window_s], velocity[self.long_window_s]
-        floor_nano = usd_to_nano(self.floor_usd)
+        floor_nano = self.floor_nano
         if short.spend_nano <= floor_nano:
             return None
         short_ms, long_ms = self.short_window_s * 1000, self.long_window_s * 1000
@@ -186,15 +195,15 @@ class RuleSet:
 
     def first_hit(self, velocity: Velocity) -> RuleHit | None:
         """The first rule that trips on `velocity`, or None."""
-        for rule in self.rules():
+        for rule in self.absolute:
             hit = rule.check(velocity)
             if hit is not None:
                 return hit
+        for optional in (self.relative, self.frequency):
+            hit = optional.check(velocity) if optional is not None else None
+            if hit is not None:
+                return hit
         return None
-
-    def rules(self) -> list[AbsoluteRule | RelativeRule | FrequencyRule]:
-        optional = (self.relative, self.frequency)
-        return [*self.absolute, *(rule for rule in optional if rule is not None)]
 
     def windows_s(self) -> set[int]:
         """Every window these rules read."""

@@ -25,13 +25,13 @@ Decimal('0.600000000')
 
 import sys
 from array import array
-from bisect import bisect_left, bisect_right
-from dataclasses import dataclass
+from bisect import bisect_left
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from enum import StrEnum
 from itertools import accumulate, pairwise
-from typing import Any
+from typing import Any, TypeAlias
 
 from models.errors import StateError
 from models.money import to_usd
@@ -81,10 +81,17 @@ class WindowSpec:
     """Which windows to keep (whole seconds) and how late an event may still count.
 
     The default tracks 1 s (the frequency count), 10 s, 60 s and 10 min.
+    `ring_spans` maps each bucket width in use to the buckets it keeps: the
+    longest window counted in that width plus the lateness.
     """
 
     windows_s: tuple[int, ...] = (1, 10, 60, 600)
     lateness_s: int = 30
+    ring_spans: dict[int, int] = field(init=False, compare=False, repr=False)
+    reads: tuple[tuple[int, int, int], ...] = field(
+        init=False, compare=False, repr=False
+    )
+    """Per window: (window_s, index of its ring in `ring_spans`, buckets it spans)."""
 
     def __post_init__(self) -> None:
         bad = [w for w in self.windows_s if not 1 <= w <= MAX_WINDOW_S]
@@ -98,19 +105,22 @@ class WindowSpec:
             msg = f"lateness_s must be zero or more, got {self.lateness_s}"
             raise ValueError(msg)
         object.__setattr__(self, "windows_s", tuple(sorted(set(self.windows_s))))
+        spans: dict[int, int] = {}
+        for window_s in self.windows_s:
+            width_ms = bucket_ms_for(window_s)
+            buckets = window_s * 1000 // width_ms - (-self.lateness_ms // width_ms)
+            spans[width_ms] = max(spans.get(width_ms, 0), buckets)
+        object.__setattr__(self, "ring_spans", spans)
+        widths = list(spans)
+        reads = tuple(
+            (w, widths.index(bucket_ms_for(w)), w * 1000 // bucket_ms_for(w))
+            for w in self.windows_s
+        )
+        object.__setattr__(self, "reads", reads)
 
     @property
     def lateness_ms(self) -> int:
         return self.lateness_s * 1000
-
-    def ring_spans(self) -> dict[int, int]:
-        """Buckets kept per bucket width: the longest window using it plus lateness."""
-        spans: dict[int, int] = {}
-        for window_s in self.windows_s:
-            bucket_ms = bucket_ms_for(window_s)
-            buckets = window_s * 1000 // bucket_ms - (-self.lateness_ms // bucket_ms)
-            spans[bucket_ms] = max(spans.get(bucket_ms, 0), buckets)
-        return spans
 
 
 DEFAULT_SPEC = WindowSpec()
@@ -157,69 +167,58 @@ class Velocity:
         return self[window_s].events
 
 
-class _Ring:
-    """Buckets of one width, sorted by bucket number; parallel arrays of int64.
+# A ring holds the non-empty buckets of one width, oldest first, interleaved in
+# one int64 array as (bucket number, events, nano-USD) triples: one array per
+# ring keeps a quiet session small. A bucket holds at most 2**63 nano-USD
+# (about $9.2e9); no session comes near.
+_Ring: TypeAlias = "array[int]"
 
-    A bucket holds at most 2**63 nano-USD (about $9.2e9); no session comes near.
-    """
 
-    __slots__ = ("bucket_ms", "events", "keys", "nanos")
+def _first_at_or_after(ring: _Ring, key: int) -> int:
+    """The index, in buckets, of the first bucket numbered `key` or later."""
+    with memoryview(ring) as view:  # released before the ring may be resized
+        return bisect_left(view[::3], key)
 
-    def __init__(self, bucket_ms: int) -> None:
-        self.bucket_ms = bucket_ms
-        self.keys = array("q")
-        self.events = array("q")
-        self.nanos = array("q")
 
-    def add(self, key: int, nano: int) -> None:
-        """Count one event of `nano` in bucket `key`; in-order input appends."""
-        keys = self.keys
-        if not keys or keys[-1] < key:
-            keys.append(key)
-            self.events.append(1)
-            self.nanos.append(nano)
-            return
-        i = bisect_left(keys, key)
-        if keys[i] == key:
-            self.events[i] += 1
-            self.nanos[i] += nano
-        else:
-            keys.insert(i, key)
-            self.events.insert(i, 1)
-            self.nanos.insert(i, nano)
+def _ring_add(ring: _Ring, key: int, nano: int) -> None:
+    """Count one event of `nano` in bucket `key`; in-order input appends."""
+    if not ring or ring[-3] < key:
+        ring.extend((key, 1, nano))
+        return
+    at = 3 * _first_at_or_after(ring, key)
+    if ring[at] == key:
+        ring[at + 1] += 1
+        ring[at + 2] += nano
+    else:
+        ring[at:at] = array("q", (key, 1, nano))
 
-    def prune(self, oldest_key: int) -> None:
-        """Drop the buckets before `oldest_key`."""
-        i = bisect_left(self.keys, oldest_key)
-        if i:
-            del self.keys[:i], self.events[:i], self.nanos[:i]
 
-    def totals(self, end_key: int, buckets: int) -> tuple[int, int]:
-        """Events and nano-USD in the `buckets` buckets ending with `end_key`."""
-        lo = bisect_right(self.keys, end_key - buckets)
-        hi = bisect_right(self.keys, end_key)
-        return sum(self.events[lo:hi]), sum(self.nanos[lo:hi])
+def _ring_totals(ring: _Ring, end_key: int, buckets: int) -> tuple[int, int]:
+    """Events and nano-USD in the `buckets` buckets ending with bucket `end_key`."""
+    lo = _first_at_or_after(ring, end_key - buckets + 1)
+    newest = not ring or ring[-3] <= end_key
+    hi = len(ring) // 3 if newest else _first_at_or_after(ring, end_key + 1)
+    return sum(ring[3 * lo + 1 : 3 * hi : 3]), sum(ring[3 * lo + 2 : 3 * hi : 3])
 
-    def to_lists(self) -> list[list[int]]:
-        """Bucket numbers as first-then-gaps, counts, nano-USD: small in JSON."""
-        keys = list(self.keys)
-        gaps = keys[:1] + [b - a for a, b in pairwise(keys)]
-        return [gaps, list(self.events), list(self.nanos)]
 
-    @classmethod
-    def from_lists(cls, bucket_ms: int, lists: list[list[int]]) -> "_Ring":
-        gaps, events, nanos = lists
-        if not len(gaps) == len(events) == len(nanos):
-            raise ValueError("ring lists differ in length")
-        ring = cls(bucket_ms)
-        ring.keys = array("q", accumulate(gaps))
-        ring.events = array("q", events)
-        ring.nanos = array("q", nanos)
-        return ring
+def _ring_lists(ring: _Ring) -> list[list[int]]:
+    """Bucket numbers as first-then-gaps, counts, nano-USD: small in JSON."""
+    keys = list(ring[0::3])
+    gaps = keys[:1] + [b - a for a, b in pairwise(keys)]
+    return [gaps, list(ring[1::3]), list(ring[2::3])]
 
-    def size_bytes(self) -> int:
-        arrays = (self.keys, self.events, self.nanos)
-        return sys.getsizeof(self) + sum(sys.getsizeof(a) for a in arrays)
+
+def _ring_from_lists(lists: list[list[int]]) -> _Ring:
+    gaps, events, nanos = lists
+    if not len(gaps) == len(events) == len(nanos):
+        raise ValueError("ring lists differ in length")
+    if any(gap <= 0 for gap in gaps[1:]):
+        raise ValueError("ring bucket numbers are not ascending")
+    ring = array("q", bytes(24 * len(gaps)))
+    ring[0::3] = array("q", accumulate(gaps))
+    ring[1::3] = array("q", events)
+    ring[2::3] = array("q", nanos)
+    return ring
 
 
 class SpendWindows:
@@ -235,7 +234,7 @@ class SpendWindows:
         self.spec = spec
         self.newest_ms: int | None = None
         self.first_ms: int | None = None
-        self._rings = {ms: _Ring(ms) for ms in spec.ring_spans()}
+        self._rings = [array("q") for _ in spec.ring_spans]
 
     def add(
         self, ts_ms: int, cost_usd: Decimal, *, high_ms: int | None = None
@@ -246,12 +245,14 @@ class SpendWindows:
         or `high_ms` (the partition's) if that is newer. An event exactly the
         lateness behind still counts; a `TOO_LATE` one changes nothing here.
         """
-        newest = max(x for x in (self.newest_ms, high_ms, ts_ms) if x is not None)
+        newest = ts_ms if self.newest_ms is None else max(ts_ms, self.newest_ms)
+        if high_ms is not None and high_ms > newest:
+            newest = high_ms
         if ts_ms < newest - self.spec.lateness_ms:
             return Arrival.TOO_LATE
         nano = usd_to_nano(cost_usd)
-        for ring in self._rings.values():
-            ring.add(ts_ms // ring.bucket_ms, nano)
+        for ring, width_ms in zip(self._rings, self.spec.ring_spans, strict=True):
+            _ring_add(ring, ts_ms // width_ms, nano)
         if self.first_ms is None or ts_ms < self.first_ms:
             self.first_ms = ts_ms
         if self.newest_ms is not None and ts_ms < self.newest_ms:
@@ -266,11 +267,11 @@ class SpendWindows:
         if end is None:
             zero = {w: WindowTotals(w, 0, 0) for w in self.spec.windows_s}
             return Velocity(end_ms=0, age_ms=0, windows=zero)
+        widths = list(self.spec.ring_spans)
         windows = {}
-        for window_s in self.spec.windows_s:
-            ring = self._rings[bucket_ms_for(window_s)]
-            buckets = window_s * 1000 // ring.bucket_ms
-            events, nano = ring.totals(end // ring.bucket_ms, buckets)
+        for window_s, ring_at, buckets in self.spec.reads:
+            end_key = end // widths[ring_at]
+            events, nano = _ring_totals(self._rings[ring_at], end_key, buckets)
             windows[window_s] = WindowTotals(window_s, events, nano)
         age_ms = 0 if self.first_ms is None else max(0, end - self.first_ms)
         return Velocity(end_ms=end, age_ms=age_ms, windows=windows)
@@ -278,33 +279,41 @@ class SpendWindows:
     def clear(self) -> None:
         """Forget every counted event; the newest time stays for lateness."""
         self.first_ms = None
-        self._rings = {ms: _Ring(ms) for ms in self.spec.ring_spans()}
+        self._rings = [array("q") for _ in self.spec.ring_spans]
 
     def adopt(self, spec: WindowSpec) -> None:
         """Switch to another spec; rings of new bucket widths start empty."""
         if spec is self.spec or spec == self.spec:
             return
+        kept = dict(zip(self.spec.ring_spans, self._rings, strict=True))
         self.spec = spec
-        self._rings = {ms: self._rings.get(ms) or _Ring(ms) for ms in spec.ring_spans()}
+        self._rings = [kept.get(width, array("q")) for width in spec.ring_spans]
         self._prune()
 
     def bucket_count(self) -> int:
-        return sum(len(ring.keys) for ring in self._rings.values())
+        return sum(len(ring) // 3 for ring in self._rings)
 
     def approx_size_bytes(self) -> int:
-        """Bytes held by this object, its rings and their arrays (CPython sizes)."""
-        rings = sum(ring.size_bytes() for ring in self._rings.values())
+        """Bytes held by this object, its ring list and arrays (CPython sizes)."""
+        rings = sum(sys.getsizeof(ring) for ring in self._rings)
         return sys.getsizeof(self) + sys.getsizeof(self._rings) + rings
 
     def _prune(self) -> None:
+        """Drop each ring's buckets older than its span behind the newest event."""
         if self.newest_ms is None:
             return
-        for bucket_ms, span in self.spec.ring_spans().items():
-            self._rings[bucket_ms].prune(self.newest_ms // bucket_ms - span + 1)
+        spans = self.spec.ring_spans.items()
+        for ring, (width_ms, span) in zip(self._rings, spans, strict=True):
+            oldest_key = self.newest_ms // width_ms - span + 1
+            if ring and ring[0] < oldest_key:
+                del ring[: 3 * _first_at_or_after(ring, oldest_key)]
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-able dict: times, and per bucket width the ring's three lists."""
-        rings = {str(ms): ring.to_lists() for ms, ring in self._rings.items()}
+        widths = self.spec.ring_spans
+        rings = {
+            str(w): _ring_lists(r) for w, r in zip(widths, self._rings, strict=True)
+        }
         return {"newest_ms": self.newest_ms, "first_ms": self.first_ms, "rings": rings}
 
     @classmethod
@@ -314,10 +323,11 @@ class SpendWindows:
         try:
             windows.newest_ms = _optional_int(data["newest_ms"])
             windows.first_ms = _optional_int(data["first_ms"])
-            stored = {int(ms): lists for ms, lists in data["rings"].items()}
-            for ms in windows._rings:
-                if ms in stored:
-                    windows._rings[ms] = _Ring.from_lists(ms, stored[ms])
+            stored = {int(width): lists for width, lists in data["rings"].items()}
+            windows._rings = [
+                _ring_from_lists(stored[width]) if width in stored else array("q")
+                for width in spec.ring_spans
+            ]
         except (KeyError, TypeError, ValueError, OverflowError, AttributeError) as exc:
             msg = f"stored session windows are malformed ({exc!r}); drop the entry"
             raise StateError(msg) from None

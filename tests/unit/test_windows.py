@@ -128,7 +128,7 @@ def test_lateness_is_configurable() -> None:
 def test_memory_stays_bounded_for_a_busy_session() -> None:
     spec = WindowSpec()
     w = SpendWindows(spec)
-    bound = sum(spec.ring_spans().values())
+    bound = sum(spec.ring_spans.values())
     sizes = []
     for i in range(24_000):  # one event every 50 ms for 20 minutes
         w.add(T0 + i * 50, usd("0.001"))
@@ -162,6 +162,7 @@ def test_state_round_trips_through_json() -> None:
         {"newest_ms": "x", "first_ms": None, "rings": {}},
         {"newest_ms": 1, "first_ms": 1, "rings": {"100": [[1, 2], [1], [5]]}},
         {"newest_ms": 1, "first_ms": 1, "rings": {"100": "nope"}},
+        {"newest_ms": 1, "first_ms": 1, "rings": {"100": [[5, 0], [1, 1], [1, 1]]}},
     ],
 )
 def test_malformed_state_is_refused_with_a_state_error(

@@ -36,6 +36,7 @@ from typing import Any, Literal
 
 from pydantic import ValidationError
 
+from models.codec import int_or_none
 from models.errors import StateError
 from models.events import CostEvent
 from models.money import ZERO_USD, usd_text
@@ -121,7 +122,7 @@ class SessionState:
                 windows=SpendWindows.from_dict(data["windows"], spec),
                 trip=None if trip is None else BreakerTrip.model_validate(trip),
                 after_trip_events=int(data["after_trip_events"]),
-                touched_wall_ms=data["touched_wall_ms"],
+                touched_wall_ms=int_or_none(data["touched_wall_ms"]),
             )
         except (KeyError, TypeError, ValueError, ValidationError) as exc:
             msg = f"stored breaker state is malformed ({exc!r}); drop the entry"
@@ -248,7 +249,8 @@ class Breaker:
         """Idle time after which `session` is forgotten.
 
         Active: the longest window plus the lateness, when nothing it holds can
-        count any more. Frozen: the policy's `frozen_ttl_s`.
+        count any more. Frozen: the policy's `frozen_ttl_s`; a freeze forgotten
+        this way is not announced, so gateways hold it until an unfreeze.
         """
         if session.trip is not None:
             return self.policy.frozen_ttl_s * 1000

@@ -123,18 +123,25 @@ class Policy:
     def __init__(self, parsed: _PolicyFile) -> None:
         self.lateness_s = parsed.lateness_s
         self.frozen_ttl_s = parsed.frozen_ttl_s
-        self._base = self._built_in_with(_overrides(parsed.rules, _Scope(), "rules"))
+        rules = parsed.rules
+        self._base = _Overrides(
+            absolute_usd={**DEFAULT_ABSOLUTE_USD, **rules.absolute_usd},
+            relative=_validate(RelativeRule, rules.relative or {}, "rules.relative"),
+            frequency=_validate(
+                FrequencyRule, rules.frequency or {}, "rules.frequency"
+            ),
+        )
         self._scopes = {
             kind: {
-                name: _overrides(scope, parsed.rules, f"{kind}.{name}")
+                name: _overrides(scope, rules, f"{kind}.{name}")
                 for name, scope in getattr(parsed, kind).items()
             }
             for kind in ("principals", "agents", "sessions")
         }
         self.defaults = self._resolve([])
         self._cache: dict[tuple[str | None, ...], RuleSet] = {}
-        self.window_spec = WindowSpec(self._windows_s(), lateness_s=self.lateness_s)
         # The windows and lateness each session's `SpendWindows` needs.
+        self.window_spec = WindowSpec(self._windows_s(), lateness_s=self.lateness_s)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> "Policy":
@@ -143,14 +150,6 @@ class Policy:
             kind = type(data).__name__
             raise PolicyError(f"a policy must be a table of keys, got a {kind}")
         return cls(_validate(_PolicyFile, data, ""))
-
-    @staticmethod
-    def _built_in_with(rules: _Overrides) -> _Overrides:
-        return _Overrides(
-            absolute_usd={**DEFAULT_ABSOLUTE_USD, **rules.absolute_usd},
-            relative=rules.relative or RelativeRule(),
-            frequency=rules.frequency or FrequencyRule(),
-        )
 
     def rules_for(self, agent: str, principal: str, session_id: str) -> RuleSet:
         """The rules for an event of `agent`, paid by `principal`, in `session_id`."""

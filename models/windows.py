@@ -33,6 +33,7 @@ from enum import StrEnum
 from itertools import accumulate, pairwise
 from typing import Any, TypeAlias
 
+from models.codec import int_or_none
 from models.errors import StateError
 from models.money import to_usd
 
@@ -321,8 +322,8 @@ class SpendWindows:
         """Restore `to_dict` output under `spec`; `StateError` if it is malformed."""
         windows = cls(spec)
         try:
-            windows.newest_ms = _optional_int(data["newest_ms"])
-            windows.first_ms = _optional_int(data["first_ms"])
+            windows.newest_ms = int_or_none(data["newest_ms"])
+            windows.first_ms = int_or_none(data["first_ms"])
             stored = {int(width): lists for width, lists in data["rings"].items()}
             windows._rings = [
                 _ring_from_lists(stored[width]) if width in stored else array("q")
@@ -333,11 +334,3 @@ class SpendWindows:
             raise StateError(msg) from None
         windows._prune()
         return windows
-
-
-def _optional_int(value: Any) -> int | None:
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"expected an integer or null, got {value!r}")
-    return value

@@ -256,9 +256,23 @@ def test_state_round_trips_through_its_json_dict(frozen: bool) -> None:
     assert restored.state.to_dict() == s.state.to_dict()
 
 
-def test_malformed_state_is_a_state_error() -> None:
+@pytest.mark.parametrize(
+    "damage",
+    [
+        {"windows": None},
+        {"touched_wall_ms": True},
+        {"after_trip_events": "many"},
+        {"trip": {"state": "melted"}},
+    ],
+)
+def test_malformed_state_is_a_state_error(damage: dict[str, object]) -> None:
+    s = Session()
+    s.feed(event(0, "0.10"))
+    data = {**s.state.to_dict(), **damage}
     with pytest.raises(StateError, match="drop the entry"):
-        Breaker().restore("s1", {"session_id": "s1"})
+        s.breaker.restore("s1", data)
+    with pytest.raises(StateError, match="drop the entry"):
+        s.breaker.restore("s1", {"session_id": "s1"})
 
 
 def test_an_active_session_expires_once_nothing_it_holds_can_count() -> None:

@@ -41,6 +41,7 @@ ExactUsd = Annotated[Usd, BeforeValidator(_refuse_float)]
 ExactFactor = Annotated[
     Decimal, Field(gt=1, allow_inf_nan=False), BeforeValidator(_refuse_float)
 ]
+"""A multiplier above 1, exact like money."""
 
 DEFAULT_ABSOLUTE_USD = {10: to_usd("1.00"), 60: to_usd("3.00")}
 """The built-in absolute limits: window_s to the spend that may not be exceeded."""

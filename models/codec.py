@@ -40,6 +40,13 @@ def loads(raw: bytes | str) -> dict[str, Any]:
     return value
 
 
+def int_or_none(value: Any) -> int | None:
+    """`value` if it is a JSON integer or null; TypeError otherwise (bools too)."""
+    if value is None or (isinstance(value, int) and not isinstance(value, bool)):
+        return value
+    raise TypeError(f"expected an integer or null, got {value!r}")
+
+
 def _default(value: object) -> object:
     if isinstance(value, Decimal):
         return f"{value:f}"

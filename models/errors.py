@@ -32,3 +32,11 @@ class InvalidTask(InvalidRecord):
 
 class SnapshotError(SpendstreamError):
     """A shadow model snapshot that cannot be loaded."""
+
+
+class PolicyError(SpendstreamError):
+    """A breaker policy that cannot be read, parsed or validated."""
+
+
+class StateError(SpendstreamError):
+    """Stored breaker state that cannot be restored (corrupt or from another shape)."""

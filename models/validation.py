@@ -40,11 +40,15 @@ PeriodText = Annotated[str, Field(pattern=PERIOD_PATTERN)]
 """A chargeback period: a calendar month in UTC, written `YYYY-MM`."""
 
 
-def explain(error: ValidationError) -> str:
-    """One line naming each bad field and why, for a DLQ record or a 4xx."""
+def explain(error: ValidationError, prefix: str = "") -> str:
+    """One line naming each bad field and why, for a DLQ record or a 4xx.
+
+    `prefix` names where the validated value sits in a larger document.
+    """
     parts = []
     for item in error.errors(include_url=False):
-        where = ".".join(str(p) for p in item["loc"]) or "record"
+        path = [str(p) for p in item["loc"]]
+        where = ".".join([prefix, *path] if prefix else path) or "record"
         parts.append(f"{where}: {item['msg'].lower()}")
     return "; ".join(parts)
 

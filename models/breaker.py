@@ -1,0 +1,284 @@
+"""The velocity circuit breaker: one state machine per session, on event time.
+
+    active --a rule trips--> frozen   one `frozen` BreakerTrip, the only one
+    frozen --any event-----> frozen   metered and counted after-trip; no trip
+    frozen --unfreeze------> active   one `unfrozen` BreakerTrip; windows cleared
+
+Rules are checked on each counted event of an active session, on its windows
+read at the event's own time and at the session's newest event time (one end
+for an in-order event). Windows are closed at the start and open at the end,
+on bucket edges (`models.windows`).
+
+Known shortcoming: a late event is checked at those two ends only, not at
+every end between them, so a burst that only a window ending in between would
+show is missed. Check every bucket end in between if out-of-order input turns
+out to be common.
+
+>>> from datetime import UTC, datetime
+>>> from decimal import Decimal
+>>> from models.events import CostEvent
+>>> breaker, session = Breaker(), SessionState.new("s1")
+>>> def spend(n: int, usd: str) -> Decision:
+...     ts = datetime(2026, 11, 1, 12, 0, n, tzinfo=UTC)
+...     return breaker.on_event(session, CostEvent(event_id=f"e{n}", ts=ts,
+...         session_id="s1", agent="bot", principal="hr", cost_usd=Decimal(usd)))
+>>> spend(0, "0.60").trip, spend(1, "0.60").trip.rule, session.state
+(None, 'absolute', 'frozen')
+>>> spend(2, "5.00").trip, session.after_trip_events
+(None, 1)
+"""
+
+import sys
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import ValidationError
+
+from models.codec import int_or_none
+from models.errors import StateError
+from models.events import CostEvent
+from models.money import ZERO_USD, usd_text
+from models.policy import DEFAULT_POLICY, Policy
+from models.records import BreakerTrip
+from models.rules import RuleHit
+from models.windows import Arrival, SpendWindows, WindowSpec, epoch_ms
+
+_TRIP_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "spendstream:breaker-trip")
+
+
+def trip_id_for(session_id: str, cause: str, state: str) -> str:
+    """A trip id that a replay of the same input reproduces (a UUID 5)."""
+    return str(uuid.uuid5(_TRIP_NAMESPACE, f"{session_id}\x1f{cause}\x1f{state}"))
+
+
+@dataclass(slots=True)
+class SessionState:
+    """One session's breaker state: its windows and, while frozen, its trip."""
+
+    session_id: str
+    windows: SpendWindows
+    trip: BreakerTrip | None = None
+    after_trip_events: int = 0
+    touched_wall_ms: int | None = None
+
+    @classmethod
+    def new(cls, session_id: str, spec: WindowSpec | None = None) -> "SessionState":
+        windows = SpendWindows(spec or DEFAULT_POLICY.window_spec)
+        return cls(session_id=session_id, windows=windows)
+
+    @property
+    def state(self) -> Literal["active", "frozen"]:
+        return "active" if self.trip is None else "frozen"
+
+    def view(self) -> dict[str, Any]:
+        """What `GET /v1/sessions/{id}` shows: state, trip and every window."""
+        velocity = self.windows.velocity()
+        windows = [
+            {
+                "window_s": t.window_s,
+                "events": t.events,
+                "spend_usd": usd_text(t.spend_usd),
+                "rate_usd_per_s": usd_text(t.rate_usd_per_s),
+            }
+            for t in velocity.windows.values()
+        ]
+        trip = self.trip.to_json_dict() if self.trip else None
+        return {
+            "session_id": self.session_id,
+            "state": self.state,
+            "as_of_ms": self.windows.newest_ms,
+            "windows": windows,
+            "trip": trip,
+            "after_trip_events": self.after_trip_events,
+        }
+
+    def approx_size_bytes(self) -> int:
+        """Bytes held by this state in memory (CPython sizes; the trip if frozen)."""
+        trip = 0
+        if self.trip is not None:
+            fields = self.trip.__dict__
+            trip = sys.getsizeof(fields) + sum(map(sys.getsizeof, fields.values()))
+        return sys.getsizeof(self) + self.windows.approx_size_bytes() + trip
+
+    def to_dict(self) -> dict[str, Any]:
+        """A small JSON-able dict, for a Faust table."""
+        return {
+            "session_id": self.session_id,
+            "trip": self.trip.to_json_dict() if self.trip else None,
+            "after_trip_events": self.after_trip_events,
+            "touched_wall_ms": self.touched_wall_ms,
+            "windows": self.windows.to_dict(),
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], spec: WindowSpec) -> "SessionState":
+        """Restore `to_dict` output; `StateError` if it is malformed."""
+        try:
+            trip = data["trip"]
+            return cls(
+                session_id=str(data["session_id"]),
+                windows=SpendWindows.from_dict(data["windows"], spec),
+                trip=None if trip is None else BreakerTrip.model_validate(trip),
+                after_trip_events=int(data["after_trip_events"]),
+                touched_wall_ms=int_or_none(data["touched_wall_ms"]),
+            )
+        except (KeyError, TypeError, ValueError, ValidationError) as exc:
+            msg = f"stored breaker state is malformed ({exc!r}); drop the entry"
+            raise StateError(msg) from None
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """What one event did: how it arrived, the trip it caused, if it was after-trip."""
+
+    arrival: Arrival
+    trip: BreakerTrip | None = None
+    after_trip: bool = False
+
+
+class Breaker:
+    """Applies a `Policy` to sessions: checks events, trips, unfreezes, expires."""
+
+    def __init__(self, policy: Policy = DEFAULT_POLICY) -> None:
+        self.policy = policy
+
+    def restore(self, session_id: str, data: dict[str, Any] | None) -> SessionState:
+        """The stored state of `session_id`, or a new one where there is none."""
+        spec = self.policy.window_spec
+        if data is None:
+            return SessionState.new(session_id, spec)
+        return SessionState.from_dict(data, spec)
+
+    def on_event(
+        self,
+        session: SessionState,
+        event: CostEvent,
+        *,
+        partition_high_ms: int | None = None,
+        wall_ms: int | None = None,
+    ) -> Decision:
+        """Count a priced event in `session` and trip the breaker if a rule says so.
+
+        `partition_high_ms` is the newest event time seen on the event's
+        partition (lateness is measured against it too); `wall_ms`, if given,
+        stamps the state for `is_expired(wall_now_ms=...)`.
+        """
+        ts_ms = epoch_ms(event.ts)
+        if wall_ms is not None:
+            session.touched_wall_ms = wall_ms
+        session.windows.adopt(self.policy.window_spec)
+        if self.is_expired(session, event_now_ms=ts_ms):
+            session.trip, session.after_trip_events = None, 0
+            session.windows.clear()
+        arrival = session.windows.add(ts_ms, event.cost, high_ms=partition_high_ms)
+        if session.trip is not None:
+            session.after_trip_events += 1
+            return Decision(arrival, after_trip=True)
+        if arrival is Arrival.TOO_LATE:
+            return Decision(arrival)
+        hit = self._first_hit(session, event, ts_ms)
+        if hit is None:
+            return Decision(arrival)
+        session.trip = self._frozen_record(session, event, hit)
+        return Decision(arrival, trip=session.trip)
+
+    def _first_hit(
+        self, session: SessionState, event: CostEvent, ts_ms: int
+    ) -> RuleHit | None:
+        rules = self.policy.rules_for(event.agent, event.principal, session.session_id)
+        newest_ms = session.windows.newest_ms
+        ends = [ts_ms] if newest_ms in (None, ts_ms) else [ts_ms, newest_ms]
+        for end_ms in ends:
+            hit = rules.first_hit(session.windows.velocity(end_ms))
+            if hit is not None:
+                return hit
+        return None
+
+    def _frozen_record(
+        self, session: SessionState, event: CostEvent, hit: RuleHit
+    ) -> BreakerTrip:
+        record = {
+            "trip_id": trip_id_for(session.session_id, event.event_id, "frozen"),
+            "ts": event.ts,
+            "session_id": session.session_id,
+            "agent": event.agent,
+            "principal": event.principal,
+            "state": "frozen",
+            "event_id": event.event_id,
+            **hit.record_fields(),
+        }
+        return BreakerTrip.model_validate(record)
+
+    def unfreeze(
+        self,
+        session: SessionState | None,
+        session_id: str,
+        ts: datetime,
+        by: str | None,
+    ) -> BreakerTrip:
+        """Clear a freeze: the `unfrozen` record to publish, and the state made active.
+
+        The record is returned even when no freeze is known (the state may have
+        expired), so a gateway still holding the session lets it go. Its id
+        depends only on the session and `ts`, so replaying the command repeats it.
+        """
+        cleared = session.trip if session is not None else None
+        if session is not None:
+            session.trip, session.after_trip_events = None, 0
+            session.windows.clear()
+        record = {
+            "trip_id": trip_id_for(session_id, str(epoch_ms(ts)), "unfrozen"),
+            "ts": ts,
+            "session_id": session_id,
+            "agent": cleared.agent if cleared else None,
+            "principal": cleared.principal if cleared else None,
+            "state": "unfrozen",
+            "rule": "unfreeze",
+            "window_s": 0,
+            "spend_usd": ZERO_USD,
+            "threshold_usd": ZERO_USD,
+            "rate_usd_per_s": ZERO_USD,
+            "cleared_trip_id": cleared.trip_id if cleared else None,
+            "by": by,
+        }
+        return BreakerTrip.model_validate(record)
+
+    def ttl_ms(self, session: SessionState) -> int:
+        """Idle time after which `session` is forgotten.
+
+        Active: the longest window plus the lateness, when nothing it holds can
+        count any more. Frozen: the policy's `frozen_ttl_s`; a freeze forgotten
+        this way is not announced, so gateways hold it until an unfreeze.
+        """
+        if session.trip is not None:
+            return self.policy.frozen_ttl_s * 1000
+        spec = self.policy.window_spec
+        return (spec.windows_s[-1] + spec.lateness_s) * 1000
+
+    def is_expired(
+        self,
+        session: SessionState,
+        *,
+        event_now_ms: int | None = None,
+        wall_now_ms: int | None = None,
+    ) -> bool:
+        """Whether `session` has been idle for longer than its ttl.
+
+        By event time (`event_now_ms`, e.g. the partition's newest event time,
+        against the session's newest) or by the wall clock (`wall_now_ms`
+        against the last `wall_ms` stamp) for an idle sweep; either suffices.
+        """
+        ttl_ms, newest_ms = self.ttl_ms(session), session.windows.newest_ms
+        if event_now_ms is not None:
+            if newest_ms is None:
+                return session.trip is None
+            if event_now_ms - newest_ms > ttl_ms:
+                return True
+        touched_ms = session.touched_wall_ms
+        return (
+            wall_now_ms is not None
+            and touched_ms is not None
+            and (wall_now_ms - touched_ms > ttl_ms)
+        )

@@ -30,7 +30,7 @@ def kafka() -> Iterator[str]:
         subprocess.run([script, "status"], capture_output=True).returncode == 0
     )
     subprocess.run([script, "up"], check=True)
-    yield "127.0.0.1:9092"
+    yield f"127.0.0.1:{os.environ.get('SPENDSTREAM_KAFKA_PORT', '9092')}"
     if not was_running:
         subprocess.run([script, "down"], check=True)
 

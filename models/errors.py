@@ -15,3 +15,11 @@ class InvalidRecord(SpendstreamError):
 
 class PricingError(InvalidRecord):
     """A call without `cost_usd` whose model the price catalogue does not know."""
+
+
+class GrantError(SpendstreamError):
+    """A grant operation given an amount or a duration it cannot take."""
+
+
+class LedgerImbalance(SpendstreamError):
+    """Money was created or lost in a wallet tree: a bug, never bad input."""

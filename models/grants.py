@@ -7,6 +7,7 @@ Every grant keeps one identity, checked by `models.grant_ledger`:
 `minted` is money created by `open` (of a root) and `top_up`; `received` and
 `sent` are transfers with its parent and children (`models.transfers`);
 `returned` is unspent money handed back to the minting side when a root closes.
+How money crosses between grants on different partitions: `models.transfers`.
 `limit_usd` is what the grant may spend itself, spent + reserved + balance: a
 fund to a child lowers the parent's limit, the child's unspent return raises it.
 

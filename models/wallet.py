@@ -237,9 +237,8 @@ class Wallet:
         grant = self.store.get(grant_id)
         if grant is None:
             return _refuse_unknown(grant_id, amount_usd, reservation_id)
-        result = authorize(
-            grant, amount_usd, reservation_id, now, hold_s=hold_s or self.hold_s
-        )
+        hold_s = self.hold_s if hold_s is None else hold_s
+        result = authorize(grant, amount_usd, reservation_id, now, hold_s=hold_s)
         if result.approved:
             self.store.put(grant)
         return result

@@ -138,3 +138,8 @@ def test_expired_and_closed_grants_refuse() -> None:
 def test_authorize_needs_a_positive_amount(amount: str) -> None:
     with pytest.raises(GrantError, match="amount_usd must be positive"):
         authorize(_grant(), to_usd(amount), "r1", T0)
+
+
+def test_a_hold_needs_a_positive_duration() -> None:
+    with pytest.raises(GrantError, match="hold_s must be positive"):
+        authorize(_grant(), to_usd("0.10"), "r1", T0, hold_s=0)

@@ -40,3 +40,11 @@ class PolicyError(SpendstreamError):
 
 class StateError(SpendstreamError):
     """Stored breaker state that cannot be restored (corrupt or from another shape)."""
+
+
+class GrantError(SpendstreamError):
+    """A grant operation given an amount or a duration it cannot take."""
+
+
+class LedgerImbalance(SpendstreamError):
+    """Money was created or lost in a wallet tree: a bug, never bad input."""

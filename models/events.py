@@ -18,6 +18,9 @@ class CostEvent(Record):
 
     `input_tokens` counts every input token, cached ones included;
     `cached_input_tokens` says how many of them were cache reads.
+    `reservation_id` names the grant reservation (from authorize) this call
+    draws on; `reservation_final` marks the reservation's last call, so its
+    remainder is released at once instead of at its timeout.
     """
 
     event_id: Name
@@ -29,6 +32,8 @@ class CostEvent(Record):
     user: Name | None = None
     grant_id: Name | None = None
     task_id: Name | None = None
+    reservation_id: Name | None = None
+    reservation_final: bool = False
     kind: CallKind = "llm"
     model: Name | None = None
     provider: Name | None = None

@@ -97,15 +97,56 @@ class BreakerTrip(_Timed):
 
 
 class GrantStatus(_Timed):
-    """A grant's balance change on `spend.grant-status`."""
+    """A grant's balance change on `spend.grant-status`.
+
+    `limit_usd` is what the grant may spend itself: spent + reserved + balance.
+    A refused command is reported on the grant that refused it (the payer of a
+    fund), with that grant's unchanged numbers and the reason.
+    """
 
     grant_id: Name
+    parent_id: Name | None = None
     status: Literal["open", "exhausted", "closed", "refused"]
     limit_usd: Usd
     spent_usd: Usd
     reserved_usd: Usd = Decimal(0)
     balance_usd: SignedUsd
     reason: str | None = None
+
+
+GrantActivityKind = Literal[
+    "open",
+    "top_up",
+    "fund_out",
+    "fund_in",
+    "return_out",
+    "return_in",
+    "refund_out",
+    "refund_in",
+    "returned",
+    "spend",
+    "overspend",
+    "reserve",
+    "release",
+    "exhausted",
+    "closed",
+    "refused",
+]
+
+
+class GrantActivity(_Timed):
+    """One row of ClickHouse `grant_activity`: money moved on a grant, or a status.
+
+    `balance_usd` is the grant's balance after the row. `overspend` is spend
+    metered against a grant that could not cover it (flagged, outside the
+    tree's money).
+    """
+
+    grant_id: Name
+    parent_id: Name | None = None
+    kind: GrantActivityKind
+    amount_usd: Usd
+    balance_usd: Usd
 
 
 class LedgerEntry(_Timed):

@@ -31,6 +31,7 @@ class DedupWindow:
         self.evicted_early = 0
         self._seen: OrderedDict[str, float] = OrderedDict()
         self._newest_s = float("-inf")
+        self._next_expiry_s = float("-inf")
 
     def __contains__(self, event_id: str) -> bool:
         return event_id in self._seen
@@ -50,12 +51,16 @@ class DedupWindow:
         self._seen[event_id] = ts_s
         if ts_s > self._newest_s:
             self._newest_s = ts_s
-            self._expire()
+            if ts_s >= self._next_expiry_s:
+                self._expire()
         while len(self._seen) > self.max_ids:
             self._seen.popitem(last=False)
             self.evicted_early += 1
 
     def _expire(self) -> None:
+        # At most once per second of event time: ids then live up to a second
+        # past the horizon, and in-order input does not pay a scan per event.
+        self._next_expiry_s = self._newest_s + 1.0
         cutoff_s = self._newest_s - self.horizon_s
         while self._seen:
             oldest_id, oldest_s = next(iter(self._seen.items()))

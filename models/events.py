@@ -1,6 +1,6 @@
 """The cost event: one record per LLM call, tool call or agent-to-agent call."""
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any, Literal
 
@@ -11,6 +11,8 @@ from models.pricing import price_tokens
 from models.validation import Name, Record, Tokens, Usd, validate
 
 CallKind = Literal["llm", "tool", "agent"]
+
+_NO_OFFSET = timedelta(0)
 
 
 class CostEvent(Record):
@@ -46,7 +48,7 @@ class CostEvent(Record):
     @field_validator("ts")
     @classmethod
     def _in_utc(cls, ts: datetime) -> datetime:
-        return ts.astimezone(UTC)
+        return ts if ts.utcoffset() == _NO_OFFSET else ts.astimezone(UTC)
 
     @model_validator(mode="after")
     def _owner_defaults_to_principal(self) -> "CostEvent":

@@ -134,7 +134,7 @@ def worker_rate(env: dict[str, str], n: int, port: int, log: Path) -> float:
             flushed = sum(p["flushed"] + 1 for p in parts.values())
             if flushed >= n:
                 return n / (time.perf_counter() - started)
-            time.sleep(0.02)
+            time.sleep(0.1)
     finally:
         proc.terminate()
         proc.wait(timeout=60)

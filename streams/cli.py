@@ -34,6 +34,15 @@ def _demo(args: argparse.Namespace) -> None:
     sys.exit(run_demo(Settings(), sessions=args.sessions))
 
 
+def _fleet(args: argparse.Namespace) -> None:
+    from rich.console import Console
+
+    from streams.fleet import fresh_seed, send_fleet
+
+    seed = args.seed if args.seed is not None else fresh_seed()
+    send_fleet(Settings(), args.sessions, seed, Console())
+
+
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(
         prog="spendstream", description="spend monitor for AI gateways, on Kafka"
@@ -50,6 +59,13 @@ def parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="run a simulated fleet through a worker")
     demo.add_argument("--sessions", type=int, default=40, help="ordinary sessions")
     demo.set_defaults(run=_demo)
+
+    fleet = sub.add_parser(
+        "fleet", help="send the demo fleet to the configured topics (no worker)"
+    )
+    fleet.add_argument("--sessions", type=int, default=40, help="ordinary sessions")
+    fleet.add_argument("--seed", type=int, help="ids follow the seed (default: new)")
+    fleet.set_defaults(run=_fleet)
 
     schema = sub.add_parser("schema", help="write the records' JSON Schemas")
     schema.add_argument("--out", type=Path, default=Path("schemas"))

@@ -1,8 +1,8 @@
-"""Panels' numbers on hand-made rows, for the tables the breaker, grants, ledger
-and shadow model write: frozen sessions, balances, net positions, coverage.
+"""Panels' numbers on hand-made rows of the breaker, grants, ledger and shadow tables.
 
-The rows follow DESIGN.md's columns; the tables are the writers' own DDL once
-`streams/schema.py` has it, DESIGN.md's until then.
+Frozen sessions, balances, net positions, coverage. The rows follow DESIGN.md's
+columns; the tables are the writers' own DDL once `streams/schema.py` has it,
+DESIGN.md's until then.
 """
 
 from collections.abc import Iterator

@@ -21,7 +21,7 @@ def create_app(settings: Settings, store: Store) -> tuple[faust.App, EventIngest
         store="memory://",
         datadir=str(settings.data_dir / settings.app_id),
         web_host=settings.web_host,
-        web_bind=settings.web_host,
+        web_bind=settings.web_bind or settings.web_host,
         web_port=settings.web_port,
         web_in_thread=False,
         topic_partitions=settings.output_partitions,

@@ -5,8 +5,17 @@ import json
 import logging
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+from rich.markup import escape
+
+from streams.emit import add_arguments as add_emit_arguments
 from streams.settings import Settings
+
+if TYPE_CHECKING:
+    from aiokafka.structs import ConsumerRecord
+
+    from models.records import BreakerTrip
 
 
 def _schema(args: argparse.Namespace) -> None:
@@ -34,6 +43,62 @@ def _demo(args: argparse.Namespace) -> None:
     sys.exit(run_demo(Settings(), sessions=args.sessions))
 
 
+def _fleet(args: argparse.Namespace) -> None:
+    from rich.console import Console
+
+    from streams.fleet import fresh_seed, send_fleet
+
+    seed = args.seed if args.seed is not None else fresh_seed()
+    send_fleet(Settings(), args.sessions, seed, Console())
+
+
+def _emit(args: argparse.Namespace) -> None:
+    from aiokafka.errors import KafkaError
+    from rich.console import Console
+
+    from models.errors import InvalidRecord
+    from streams.emit import emit, event_value
+
+    settings, err = Settings(), Console(stderr=True, soft_wrap=True)
+    try:
+        event = emit(settings, event_value(args))
+    except InvalidRecord as exc:
+        err.print(f"[red]not sent:[/] {escape(exc.reason)}")
+        sys.exit(2)
+    except (KafkaError, TimeoutError) as exc:
+        said = escape(str(exc) or type(exc).__name__)
+        err.print(f"[red]not sent to {settings.kafka}:[/] {said}; is the broker up?")
+        sys.exit(1)
+    print(event.event_id)
+
+
+def _trips(args: argparse.Namespace) -> None:
+    import asyncio
+
+    from rich.console import Console
+
+    from streams.trip_feed import NoTripTopic, read_trips, trip_line
+
+    out = Console(soft_wrap=True, highlight=False)
+    err = Console(stderr=True, soft_wrap=True)
+
+    def show(trip: "BreakerTrip") -> None:
+        out.print(trip_line(trip))
+        out.file.flush()
+
+    def skip(record: "ConsumerRecord[bytes, bytes]", exc: Exception) -> None:
+        where = f"partition {record.partition} offset {record.offset}"
+        err.print(f"[yellow]skipped the record at {where}:[/] {escape(str(exc))}")
+
+    try:
+        asyncio.run(read_trips(Settings(), args.follow, show, skip))
+    except NoTripTopic as exc:
+        err.print(f"[red]{escape(str(exc))}[/]")
+        sys.exit(1)
+    except KeyboardInterrupt:
+        pass
+
+
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(
         prog="spendstream", description="spend monitor for AI gateways, on Kafka"
@@ -50,6 +115,23 @@ def parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="run a simulated fleet through a worker")
     demo.add_argument("--sessions", type=int, default=40, help="ordinary sessions")
     demo.set_defaults(run=_demo)
+
+    fleet = sub.add_parser(
+        "fleet", help="send the demo fleet to the configured topics (no worker)"
+    )
+    fleet.add_argument("--sessions", type=int, default=40, help="ordinary sessions")
+    fleet.add_argument("--seed", type=int, help="ids follow the seed (default: new)")
+    fleet.set_defaults(run=_fleet)
+
+    emit = sub.add_parser("emit", help="send one cost event; prints its event id")
+    add_emit_arguments(emit)
+    emit.set_defaults(run=_emit)
+
+    trips = sub.add_parser("trips", help="print the breaker trips on the trip topic")
+    trips.add_argument(
+        "--follow", action="store_true", help="keep printing trips as they arrive"
+    )
+    trips.set_defaults(run=_trips)
 
     schema = sub.add_parser("schema", help="write the records' JSON Schemas")
     schema.add_argument("--out", type=Path, default=Path("schemas"))

@@ -313,10 +313,12 @@ async def _produce(
         await producer.stop()
 
 
-def produce(run: DemoRun, records: list[GatewayRecord], progress: Progress) -> None:
+def produce(
+    settings: Settings, records: list[GatewayRecord], progress: Progress
+) -> None:
     """Send the fleet to the events topic, key = session_id, with a progress bar."""
     task = progress.add_task("produced", total=len(records))
-    asyncio.run(_produce(run.settings, records, progress, task))
+    asyncio.run(_produce(settings, records, progress, task))
 
 
 def _poll_counts(run: DemoRun) -> WorkerCounts:
@@ -540,7 +542,7 @@ def drive(
         f"minutes of event time from {start:%H:%M:%S} UTC, sent at once"
     )
     with _progress(console) as progress:
-        produce(run, records, progress)
+        produce(run.settings, records, progress)
         counts = wait_processed(run, worker, len(records), progress)
     topics = Topics(run.settings.topic_prefix)
     return RunFacts(topics.events, topics.dlq, counts, tally(records))

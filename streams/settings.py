@@ -18,7 +18,12 @@ class Settings(BaseSettings):
     )
     topic_prefix: str = "spend."
     app_id: str = Field("spendstream", description="Kafka consumer group and Faust id")
-    web_host: str = "127.0.0.1"
+    web_host: str = Field(
+        "127.0.0.1", description="host name other workers reach this one at"
+    )
+    web_bind: str | None = Field(
+        None, description="address the HTTP server listens on (default: web_host)"
+    )
     web_port: int = 6066
     admin_token: str | None = None
     policy: Path | None = None

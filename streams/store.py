@@ -7,6 +7,7 @@ server. The SQL is the same. Differences of the young chdb backend, hidden here:
   processes reach the data through that process, or open it after it stopped.
 - chdb returns `DateTime('UTC')` values without their zone; `_utc` puts it back.
 - chdb has no async client: every call runs in one worker thread, in order.
+- chdb gives an empty result no column names; `query_table` asks `DESCRIBE`.
 """
 
 import asyncio
@@ -80,6 +81,19 @@ class Store:
             tuple(_utc(v) if isinstance(v, datetime) else v for v in row)
             for row in result.result_rows
         ]
+
+    def query_table(self, sql: str) -> tuple[list[str], list[Any]]:
+        """Column names and rows of a query, as a Grafana panel receives them."""
+        result = self.client.query(sql)
+        rows = [
+            tuple(_utc(v) if isinstance(v, datetime) else v for v in row)
+            for row in result.result_rows
+        ]
+        names = list(result.column_names)
+        if not names:
+            described = self.client.query(f"DESCRIBE ({sql})").result_rows
+            names = [row[0] for row in described]
+        return names, rows
 
     def write_flush(
         self, seen: Sequence[Sequence[Any]], minutes: Sequence[Sequence[Any]]

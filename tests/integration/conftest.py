@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.harness import WorkerProcess, free_port
+from tests.integration.harness import WorkerProcess, free_port, isolated_env
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -43,15 +43,7 @@ def prefix() -> str:
 @pytest.fixture
 def worker_env(kafka: str, prefix: str, tmp_path: Path) -> dict[str, str]:
     """Environment of this test's workers: its own topics, group and store."""
-    return {
-        "SPENDSTREAM_KAFKA": kafka,
-        "SPENDSTREAM_TOPIC_PREFIX": prefix,
-        "SPENDSTREAM_APP_ID": prefix.rstrip("."),
-        "SPENDSTREAM_CLICKHOUSE": f"chdb://{tmp_path / 'store'}",
-        "SPENDSTREAM_DATA_DIR": str(tmp_path / "worker"),
-        "SPENDSTREAM_FLUSH_INTERVAL_S": "0.2",
-        "SPENDSTREAM_EVENTS_PARTITIONS": "3",
-    }
+    return isolated_env(kafka, prefix, tmp_path)
 
 
 @pytest.fixture

@@ -24,11 +24,29 @@ from streams.topics import ensure_topics, topic_specs
 SPENDSTREAM = Path(sys.executable).with_name("spendstream")
 
 
-def create_topics(env: dict[str, str]) -> None:
-    """Create a test's topics as a worker with environment `env` would."""
-    settings = Settings(
+def isolated_env(kafka: str, prefix: str, folder: Path) -> dict[str, str]:
+    """Worker environment with its own topics, group and store under `folder`."""
+    return {
+        "SPENDSTREAM_KAFKA": kafka,
+        "SPENDSTREAM_TOPIC_PREFIX": prefix,
+        "SPENDSTREAM_APP_ID": prefix.rstrip("."),
+        "SPENDSTREAM_CLICKHOUSE": f"chdb://{folder / 'store'}",
+        "SPENDSTREAM_DATA_DIR": str(folder / "worker"),
+        "SPENDSTREAM_FLUSH_INTERVAL_S": "0.2",
+        "SPENDSTREAM_EVENTS_PARTITIONS": "3",
+    }
+
+
+def settings_of(env: dict[str, str]) -> Settings:
+    """The settings a worker with environment `env` runs with."""
+    return Settings(
         **{k.removeprefix("SPENDSTREAM_").lower(): v for k, v in env.items()}
     )
+
+
+def create_topics(env: dict[str, str]) -> None:
+    """Create a test's topics as a worker with environment `env` would."""
+    settings = settings_of(env)
     asyncio.run(ensure_topics(settings, topic_specs(settings)))
 
 

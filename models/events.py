@@ -1,10 +1,9 @@
 """The cost event: one record per LLM call, tool call or agent-to-agent call."""
 
-from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any, Literal
 
-from pydantic import AwareDatetime, Field, field_validator, model_validator
+from pydantic import AwareDatetime, Field, model_validator
 
 from models.codec import loads
 from models.pricing import price_tokens
@@ -12,11 +11,12 @@ from models.validation import Name, Record, Tokens, Usd, validate
 
 CallKind = Literal["llm", "tool", "agent"]
 
-_NO_OFFSET = timedelta(0)
-
 
 class CostEvent(Record):
     """What one call cost, as a gateway reports it on `spend.events`.
+
+    `ts` keeps the offset it came with (converting every event to UTC showed
+    up in profiles); compare and bucket it as an instant, never by its fields.
 
     `input_tokens` counts every input token, cached ones included;
     `cached_input_tokens` says how many of them were cache reads.
@@ -44,11 +44,6 @@ class CostEvent(Record):
     cached_input_tokens: Tokens = 0
     cost_usd: Usd | None = None
     attributes: dict[str, Any] = Field(default_factory=dict)
-
-    @field_validator("ts")
-    @classmethod
-    def _in_utc(cls, ts: datetime) -> datetime:
-        return ts if ts.utcoffset() == _NO_OFFSET else ts.astimezone(UTC)
 
     @model_validator(mode="after")
     def _owner_defaults_to_principal(self) -> "CostEvent":

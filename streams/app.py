@@ -3,6 +3,7 @@
 import faust
 
 from streams.ingest import EventIngest
+from streams.ledger import LedgerProcessor
 from streams.settings import Settings
 from streams.store import Store
 from streams.web import install_routes
@@ -33,6 +34,7 @@ def create_app(settings: Settings, store: Store) -> tuple[faust.App, EventIngest
         broker_heartbeat_interval=3.0,
     )
     ingest = EventIngest(settings, store)
+    ingest.processors.append(LedgerProcessor(settings, store, ingest))
     install_routes(app, ingest)
 
     @app.on_before_shutdown.connect

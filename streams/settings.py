@@ -57,3 +57,9 @@ class Settings(BaseSettings):
         ge=0,
         description="grace after month end for late events, judged by event time",
     )
+    positions_batch: int = Field(
+        2_000, ge=1, description="ledger records per positions update, at most"
+    )
+    positions_batch_s: float = Field(
+        0.5, gt=0, description="or what arrived within this long"
+    )

@@ -64,10 +64,18 @@ class DepartmentPositions:
 
     Keyed by department so that the table is co-partitioned with `spend.ledger`
     and a `GET /v1/chargeback/{department}` is routed by the same key. Applying
-    an entry is not idempotent by itself: pass the entry's offset on
-    `spend.ledger` and an entry at or below the last applied offset is skipped,
-    so a replay after a crash (table written, offset not committed) counts it
-    once. This relies on all of a department's entries sharing one partition.
+    an entry is not idempotent by itself; an entry read from `spend.ledger` is
+    applied with its offset there, and skipped when it was applied already:
+
+    - at or below the last applied offset: the table was written but the
+      offset not committed, and the topic is read again;
+    - at or below the last `source_seq` applied from its `source`: the worker
+      that booked it crashed before its input offsets were safe, and the next
+      one booked and produced it again.
+
+    This relies on all of a department's entries sharing one partition, and on
+    each source's entries reaching it in the order they were booked (one
+    producer per source at a time; Kafka keeps a producer's order).
     """
 
     def __init__(
@@ -75,13 +83,20 @@ class DepartmentPositions:
         department: str,
         periods: dict[str, Position] | None = None,
         last_offset: int | None = None,
+        sources: dict[str, int] | None = None,
     ) -> None:
         self.department = department
         self.periods = periods if periods is not None else {}
         self.last_offset = last_offset
+        self.sources = sources if sources is not None else {}
+        """The last `source_seq` applied from each source."""
 
     def apply(self, entry: LedgerEntry, offset: int | None = None) -> bool:
-        """Add `entry` to its period; False if `offset` was applied already."""
+        """Add `entry` to its period; False if it was applied already.
+
+        Without `offset` (entries not read from the topic, in any order) the
+        entry is always added.
+        """
         if self.department not in ledger_keys(entry):
             msg = (
                 f"entry {entry.entry_id} is between {entry.debit!r} and "
@@ -92,8 +107,20 @@ class DepartmentPositions:
             if self.last_offset is not None and offset <= self.last_offset:
                 return False
             self.last_offset = offset
+            if self._seen_from_source(entry):
+                return False
         _add(self.periods.setdefault(entry.period, Position()), self.department, entry)
         return True
+
+    def _seen_from_source(self, entry: LedgerEntry) -> bool:
+        """Whether `entry`'s source sent it before; else remember it as the last."""
+        if entry.source is None or entry.source_seq is None:
+            return False
+        last = self.sources.get(entry.source)
+        if last is not None and entry.source_seq <= last:
+            return True
+        self.sources[entry.source] = entry.source_seq
+        return False
 
     def position(self, period: str) -> Position:
         """The position in `period`; zero where the department has no entries."""
@@ -109,6 +136,7 @@ class DepartmentPositions:
         return {
             "department": self.department,
             "last_offset": self.last_offset,
+            "sources": dict(sorted(self.sources.items())),
             "periods": periods,
         }
 
@@ -118,7 +146,8 @@ class DepartmentPositions:
             parse_period(name): Position.from_dict(position)
             for name, position in value["periods"].items()
         }
-        return cls(value["department"], periods, value.get("last_offset"))
+        sources = {name: int(seq) for name, seq in value.get("sources", {}).items()}
+        return cls(value["department"], periods, value.get("last_offset"), sources)
 
 
 def positions_of(entries: Iterable[LedgerEntry]) -> dict[str, DepartmentPositions]:

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, Literal
 
-from pydantic import AwareDatetime, field_validator, model_validator
+from pydantic import AwareDatetime, Field, field_validator, model_validator
 
 from models.validation import Name, PeriodText, Record, SignedUsd, Tokens, Usd
 
@@ -154,8 +154,9 @@ class LedgerEntry(_Timed):
 
     `ts` is the event's time; `period` is where the entry is booked, and for a
     late event `adjusts` names the earlier, closed period it belongs to.
-    `model` (beyond the contract's fields) lets the statement say which models
-    a flow paid for.
+    Beyond the contract's fields: `model` lets the statement say which models
+    a flow paid for; `source` and `source_seq` name the input the entry was
+    booked from and its number there (see `models.ledger.Bookkeeper`).
     """
 
     entry_id: Name
@@ -168,6 +169,8 @@ class LedgerEntry(_Timed):
     internal: bool
     adjusts: PeriodText | None = None
     model: Name | None = None
+    source: Name | None = None
+    source_seq: int | None = Field(default=None, ge=1)
 
     @model_validator(mode="after")
     def _consistent(self) -> "LedgerEntry":

@@ -2,7 +2,10 @@
 
 import faust
 
+from streams.chargeback_api import install_chargeback_api
 from streams.ingest import EventIngest
+from streams.ledger import LedgerProcessor
+from streams.positions import install_positions
 from streams.settings import Settings
 from streams.store import Store
 from streams.web import install_routes
@@ -33,7 +36,9 @@ def create_app(settings: Settings, store: Store) -> tuple[faust.App, EventIngest
         broker_heartbeat_interval=3.0,
     )
     ingest = EventIngest(settings, store)
+    ingest.processors.append(LedgerProcessor(settings, store, ingest))
     install_routes(app, ingest)
+    install_chargeback_api(app, install_positions(app, settings))
 
     @app.on_before_shutdown.connect
     async def flush_first(app: faust.App, **kwargs: object) -> None:

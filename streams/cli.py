@@ -5,10 +5,13 @@ import json
 import logging
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from rich.markup import escape
 
+from models.errors import InvalidPeriod
+from models.periods import parse_period
+from models.statement_render import FORMATS
 from streams.emit import add_arguments as add_emit_arguments
 from streams.settings import Settings
 
@@ -99,6 +102,40 @@ def _trips(args: argparse.Namespace) -> None:
         pass
 
 
+def _statement(args: argparse.Namespace) -> None:
+    from streams.statement_cmd import run_statement
+
+    sys.exit(run_statement(Settings(), args.period, args.format, args.out))
+
+
+def _period(text: str) -> str:
+    try:
+        return parse_period(text)
+    except InvalidPeriod as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _add_statement(sub: Any) -> None:
+    statement = sub.add_parser(
+        "statement",
+        help="write a month's chargeback statement from ClickHouse",
+        description=(
+            "Write the chargeback statement of one month from ClickHouse "
+            "ledger_entries, and say whether it reconciles (debits = credits = "
+            "chargeable spend). An embedded store (chdb:///...) is locked by a "
+            "running worker: stop the worker first, or use a ClickHouse server."
+        ),
+    )
+    statement.add_argument(
+        "--period", required=True, type=_period, help="the month, YYYY-MM (UTC)"
+    )
+    statement.add_argument("--format", choices=FORMATS, default="md")
+    statement.add_argument(
+        "--out", type=Path, help="write to this file (default: standard output)"
+    )
+    statement.set_defaults(run=_statement)
+
+
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(
         prog="spendstream", description="spend monitor for AI gateways, on Kafka"
@@ -132,6 +169,8 @@ def parser() -> argparse.ArgumentParser:
         "--follow", action="store_true", help="keep printing trips as they arrive"
     )
     trips.set_defaults(run=_trips)
+
+    _add_statement(sub)
 
     schema = sub.add_parser("schema", help="write the records' JSON Schemas")
     schema.add_argument("--out", type=Path, default=Path("schemas"))

@@ -506,12 +506,49 @@ def dead_letters(store: Store, facts: RunFacts) -> RenderableType:
     return table
 
 
+def chargeback(store: Store, facts: RunFacts) -> RenderableType:
+    """Net chargeback per department in the run's latest period, from the ledger."""
+    rows = store.query(
+        "SELECT period, debit, credit, sum(amount_usd) FROM {db}.ledger_entries FINAL"
+        " WHERE startsWith(source, {source:String}) AND NOT internal"
+        " GROUP BY period, debit, credit",
+        {"source": f"{facts.events_topic}:"},
+    )
+    period = max((row[0] for row in rows), default="(none)")
+    owes: dict[str, Decimal] = {}
+    owed: dict[str, Decimal] = {}
+    for booked_in, debit, credit, amount_usd in rows:
+        if booked_in == period:
+            owes[debit] = owes.get(debit, ZERO_USD) + amount_usd
+            owed[credit] = owed.get(credit, ZERO_USD) + amount_usd
+    debits, credits = sum(owes.values(), ZERO_USD), sum(owed.values(), ZERO_USD)
+    table = Table(
+        title=f"Chargeback {period}: net per department (positive: is owed)",
+        caption=f"debits {exact(debits)} = credits {exact(credits)}"
+        if debits == credits
+        else f"[red]debits {exact(debits)} != credits {exact(credits)}[/]",
+    )
+    for name in ("department", "owes", "is owed", "net"):
+        table.add_column(name, justify="left" if name == "department" else "right")
+    departments = set(owes) | set(owed)
+    net = {d: owed.get(d, ZERO_USD) - owes.get(d, ZERO_USD) for d in departments}
+    for department in sorted(departments, key=lambda d: (-net[d], d)):
+        table.add_row(
+            department,
+            cents(owes.get(department, ZERO_USD)),
+            cents(owed.get(department, ZERO_USD)),
+            cents(net[department]),
+        )
+    return table
+
+
 SECTIONS: list[Section] = [
     spend_by_department,
     spend_by_agent,
     spend_by_model,
     totals,
     dead_letters,
+    chargeback,
 ]
 
 

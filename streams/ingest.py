@@ -96,8 +96,12 @@ class EventIngest(Service):
 
     async def on_start(self) -> None:
         s = self.settings
+        # Large batches: aiokafka holds one queued batch per partition, and a
+        # processor's output at event rate would otherwise wait on each.
         self._producer = AIOKafkaProducer(
-            bootstrap_servers=s.kafka, max_request_size=s.max_message_bytes
+            bootstrap_servers=s.kafka,
+            max_request_size=s.max_message_bytes,
+            max_batch_size=min(s.producer_batch_bytes, s.max_message_bytes),
         )
         self._consumer = AIOKafkaConsumer(
             bootstrap_servers=s.kafka,

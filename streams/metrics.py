@@ -36,3 +36,19 @@ CONSUMER_LAG = Gauge(
     "Records behind the end of the events topic, per partition",
     ["partition"],
 )
+
+LEDGER_ENTRIES = Counter(
+    "spendstream_ledger_entries", "Ledger entries booked from cost events"
+)
+
+LEDGER_ADJUSTMENTS = Counter(
+    "spendstream_ledger_adjustments",
+    "Ledger entries of late events, booked in a later period as adjustments",
+)
+
+POSITIONS_RECORDS = Counter(
+    "spendstream_positions_records",
+    "Records read from the ledger topic by the positions agent, by outcome",
+    ["outcome"],
+)
+"""outcome: applied, duplicate (applied before, or produced twice), invalid."""

@@ -11,6 +11,12 @@ table takes a row per event.
 
 No table has a PARTITION BY: one INSERT then lands as one part, which is what
 makes a flush all-or-nothing on a single server.
+
+`ledger_entries` is a ReplacingMergeTree keyed by `entry_id` (derived from the
+event id): a replayed entry replaces its twin, and readers use FINAL.
+`ledger_checkpoints` keeps, per events partition, the bookkeeper's state at
+the last flush and the one before (`models.checkpoint`); the highest
+`version` wins.
 """
 
 SPEND_MINUTE = """
@@ -46,7 +52,39 @@ ORDER BY (src_topic, src_partition, src_offset)
 TTL written_at + INTERVAL 3 DAY
 """
 
-TABLES = [SPEND_MINUTE, SEEN_EVENTS]
+LEDGER_ENTRIES = """
+CREATE TABLE IF NOT EXISTS {db}.ledger_entries (
+    entry_id String,
+    ts DateTime64(6, 'UTC'),
+    period LowCardinality(String),
+    debit LowCardinality(String),
+    credit LowCardinality(String),
+    amount_usd Decimal(38, 9),
+    event_id String,
+    agent LowCardinality(String),
+    model LowCardinality(Nullable(String)),
+    internal Bool,
+    adjusts LowCardinality(Nullable(String)),
+    source LowCardinality(String),
+    source_seq UInt64
+) ENGINE = ReplacingMergeTree
+ORDER BY entry_id
+"""
+
+LEDGER_CHECKPOINTS = """
+CREATE TABLE IF NOT EXISTS {db}.ledger_checkpoints (
+    src_topic LowCardinality(String),
+    src_partition UInt32,
+    version UInt64,
+    src_offset Int64,
+    state String,
+    prev_offset Int64,
+    prev_state String
+) ENGINE = ReplacingMergeTree(version)
+ORDER BY (src_topic, src_partition)
+"""
+
+TABLES = [SPEND_MINUTE, SEEN_EVENTS, LEDGER_ENTRIES, LEDGER_CHECKPOINTS]
 
 SPEND_MINUTE_COLUMNS = [
     "minute",
@@ -66,3 +104,30 @@ SPEND_MINUTE_COLUMNS = [
 ]
 
 SEEN_EVENTS_COLUMNS = ["event_id", "ts_ms", "src_topic", "src_partition", "src_offset"]
+
+LEDGER_ENTRY_FIELDS = [
+    "entry_id",
+    "ts",
+    "period",
+    "debit",
+    "credit",
+    "amount_usd",
+    "event_id",
+    "agent",
+    "model",
+    "internal",
+    "adjusts",
+]
+"""The columns a reader of the ledger needs: the contract's fields and `model`."""
+
+LEDGER_ENTRY_COLUMNS = [*LEDGER_ENTRY_FIELDS, "source", "source_seq"]
+
+LEDGER_CHECKPOINT_COLUMNS = [
+    "src_topic",
+    "src_partition",
+    "version",
+    "src_offset",
+    "state",
+    "prev_offset",
+    "prev_state",
+]

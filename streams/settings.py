@@ -5,6 +5,8 @@ from pathlib import Path
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from models.periods import DEFAULT_CUTOFF_S
+
 
 class Settings(BaseSettings):
     """Everything a worker, the demo and the CLI read from the environment."""
@@ -38,9 +40,26 @@ class Settings(BaseSettings):
     max_event_bytes: int = Field(
         64 * 1024, description="a larger cost event goes to the DLQ"
     )
+    producer_batch_bytes: int = Field(
+        1024 * 1024,
+        ge=16 * 1024,
+        description="the outputs' producer batch; aiokafka queues one per partition",
+    )
 
     flush_events: int = Field(20_000, ge=1, description="flush after this many")
     flush_interval_s: float = Field(0.5, gt=0, description="or after this long")
     poll_max_records: int = Field(5_000, ge=1)
     dedup_horizon_s: float = Field(86_400, gt=0)
     dedup_max_ids: int = Field(2_000_000, ge=1)
+
+    ledger_cutoff_s: float = Field(
+        DEFAULT_CUTOFF_S,
+        ge=0,
+        description="grace after month end for late events, judged by event time",
+    )
+    positions_batch: int = Field(
+        2_000, ge=1, description="ledger records per positions update, at most"
+    )
+    positions_batch_s: float = Field(
+        0.5, gt=0, description="or what arrived within this long"
+    )

@@ -11,6 +11,7 @@ server. The SQL is the same. Differences of the young chdb backend, hidden here:
 """
 
 import asyncio
+import json
 import logging
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -21,7 +22,9 @@ from urllib.parse import urlparse
 import clickhouse_connect
 from clickhouse_connect.driver.client import Client
 
-from streams import schema
+from models.checkpoint import Checkpoint
+from models.records import LedgerEntry
+from streams import metrics, schema
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +75,20 @@ class Store:
         """Run a blocking store call on the store's own thread."""
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._thread, fn, *args)
+
+    async def write_until_done(self, fn: Any, *args: Any) -> None:
+        """Run an idempotent write on the store's thread, retrying until it lands."""
+        delay_s = 0.2
+        while True:
+            try:
+                await self.run(fn, *args)
+                return
+            except Exception:
+                metrics.FLUSH_FAILURES.inc()
+                name = getattr(fn, "__name__", "write")
+                log.exception("%s failed; retrying in %.1fs", name, delay_s)
+                await asyncio.sleep(delay_s)
+                delay_s = min(delay_s * 2, 10.0)
 
     def query(self, sql: str, parameters: dict[str, Any] | None = None) -> list[Any]:
         """Rows of a query; `{db}` in the SQL names this store's database."""
@@ -145,6 +162,61 @@ class Store:
         kept = [(i, ts) for i, ts in rows if ts.timestamp() >= newest_s - horizon_s]
         kept.reverse()
         return kept
+
+    def write_ledger(
+        self, entries_json: Sequence[bytes], checkpoints: Sequence[Sequence[Any]]
+    ) -> None:
+        """Write ledger entries (JSON, as on `spend.ledger`), then checkpoints.
+
+        Entries replace their twins (same `entry_id`), so writing one twice is
+        harmless; a crash between the two inserts books the entries again.
+        """
+        if entries_json:
+            self.client.raw_insert(
+                f"{self.db}.ledger_entries",
+                schema.LEDGER_ENTRY_COLUMNS,
+                insert_block=b"\n".join(entries_json),
+                settings={"date_time_input_format": "best_effort"},
+                fmt="JSONEachRow",
+            )
+        if checkpoints:
+            self.client.insert(
+                f"{self.db}.ledger_checkpoints",
+                checkpoints,
+                column_names=schema.LEDGER_CHECKPOINT_COLUMNS,
+            )
+
+    def ledger_checkpoint(self, topic: str, partition: int) -> Checkpoint | None:
+        """The bookkeeper state saved last for an events partition, if any."""
+        rows = self.query(
+            "SELECT version, src_offset, state, prev_offset, prev_state"
+            " FROM {db}.ledger_checkpoints FINAL"
+            " WHERE src_topic = {topic:String} AND src_partition = {p:UInt32}",
+            {"topic": topic, "p": partition},
+        )
+        if not rows:
+            return None
+        version, offset, state, prev_offset, prev_state = rows[0]
+        return Checkpoint(
+            int(version),
+            int(offset),
+            json.loads(state),
+            int(prev_offset),
+            json.loads(prev_state),
+        )
+
+    def ledger_entries(self, period: str) -> list[LedgerEntry]:
+        """The entries booked in `period`, each once (the contract's fields)."""
+        names = schema.LEDGER_ENTRY_FIELDS
+        rows = self.query(
+            f"SELECT {', '.join(names)} FROM {{db}}.ledger_entries FINAL"
+            " WHERE period = {period:String} ORDER BY ts, entry_id",
+            {"period": period},
+        )
+        return [
+            LedgerEntry.model_validate(dict(zip(names, row, strict=True)))
+            for row in rows
+        ]
 
 
 def _redact(url: str) -> str:

@@ -52,6 +52,11 @@ class Topics:
     def dlq(self) -> str:
         return self.name("dlq")
 
+    @property
+    def positions_changelog(self) -> str:
+        """Changelog of the chargeback positions table (internal, compacted)."""
+        return self.name("chargeback-positions-changelog")
+
 
 @dataclass(frozen=True)
 class TopicSpec:
@@ -75,6 +80,7 @@ def topic_specs(settings: Settings) -> list[TopicSpec]:
         TopicSpec(topics.grant_status, outputs),
         TopicSpec(topics.ledger, outputs),
         TopicSpec(topics.dlq, 1, big),
+        TopicSpec(topics.positions_changelog, outputs, {"cleanup.policy": "compact"}),
     ]
 
 

@@ -8,6 +8,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Iterable
 from decimal import Decimal
@@ -82,6 +83,13 @@ class WorkerProcess:
         url = f"http://127.0.0.1:{self.port}{path}"
         with urllib.request.urlopen(url, timeout=5) as response:
             return bytes(response.read())
+
+    def call(self, path: str) -> tuple[int, Any]:
+        """GET `path`: the status and the JSON body, errors included."""
+        try:
+            return 200, json.loads(self.get(path))
+        except urllib.error.HTTPError as error:
+            return error.code, json.loads(error.read() or b"null")
 
     def health(self) -> dict[str, Any]:
         return dict(json.loads(self.get("/healthz")))
@@ -173,7 +181,9 @@ def produce(kafka: str, topic: str, records: Iterable[Any]) -> None:
     asyncio.run(_produce(kafka, topic, encoded))
 
 
-async def _consume(kafka: str, topic: str, count: int, timeout_s: float) -> list[Any]:
+async def _consume(
+    kafka: str, topic: str, count: int, timeout_s: float, keyed: bool = False
+) -> list[Any]:
     consumer = AIOKafkaConsumer(
         topic,
         bootstrap_servers=kafka,
@@ -188,7 +198,9 @@ async def _consume(kafka: str, topic: str, count: int, timeout_s: float) -> list
         while len(got) < count and time.monotonic() < deadline:
             batch = await consumer.getmany(timeout_ms=500)
             for records in batch.values():
-                got.extend(json.loads(r.value) for r in records)
+                for r in records:
+                    value = json.loads(r.value)
+                    got.append((r.key.decode(), value) if keyed else value)
     finally:
         await consumer.stop()
     return got
@@ -197,6 +209,13 @@ async def _consume(kafka: str, topic: str, count: int, timeout_s: float) -> list
 def consume(kafka: str, topic: str, count: int, timeout_s: float = 30) -> list[Any]:
     """Read up to `count` JSON records from the start of `topic`."""
     return asyncio.run(_consume(kafka, topic, count, timeout_s))
+
+
+def consume_keyed(
+    kafka: str, topic: str, count: int, timeout_s: float = 30
+) -> list[tuple[str, Any]]:
+    """Read up to `count` records from the start of `topic`: (key, JSON value)."""
+    return asyncio.run(_consume(kafka, topic, count, timeout_s, keyed=True))
 
 
 def totals(store_url: str) -> tuple[int, Decimal, int, int]:

@@ -1,5 +1,6 @@
 """Ledger entries: who is debited and credited, internal entries, late events, ids."""
 
+import uuid
 from datetime import UTC, datetime
 from decimal import Decimal
 
@@ -10,7 +11,8 @@ from hypothesis import strategies as st
 from models.codec import dumps, loads
 from models.errors import InvalidRecord
 from models.events import CostEvent
-from models.ledger import Bookkeeper, entry_id_for, ledger_keys
+from models.ledger import LEDGER_NAMESPACE, Bookkeeper, entry_id_for, ledger_keys
+from models.periods import place_in_period
 from models.records import LedgerEntry
 from models.validation import validate
 from tests.unit.strategies import cost_event_lists, cutoffs_s, event
@@ -109,3 +111,52 @@ def test_a_restart_from_saved_state_books_as_an_unbroken_run(
     after = Bookkeeper.from_dict(loads(dumps(before.to_dict())), cutoff_s)
     booked += [after.book(item) for item in events[cut:]]
     assert booked == expected
+
+
+def test_a_source_numbers_its_entries_and_a_restart_goes_on_counting() -> None:
+    keeper = Bookkeeper(source="spend.events:2")
+    first = [keeper.book(event(event_id=f"e-{i}")) for i in range(3)]
+    assert [(e.source, e.source_seq) for e in first] == [
+        ("spend.events:2", 1),
+        ("spend.events:2", 2),
+        ("spend.events:2", 3),
+    ]
+    restored = Bookkeeper.from_dict(keeper.to_dict(), source="spend.events:2")
+    assert restored.book(event(event_id="e-3")).source_seq == 4
+
+
+def test_an_entry_without_a_source_carries_no_number() -> None:
+    entry = Bookkeeper().book(event())
+    assert (entry.source, entry.source_seq) == (None, None)
+    assert "source" not in entry.to_json_dict()
+
+
+@given(events=cost_event_lists, cutoff_s=cutoffs_s)
+def test_booking_places_every_event_as_place_in_period_does(
+    events: list[CostEvent], cutoff_s: int
+) -> None:
+    # The bookkeeper caches months; the placement must not notice.
+    keeper = Bookkeeper(cutoff_s)
+    watermark: datetime | None = None
+    for item in events:
+        watermark = item.ts if watermark is None else max(watermark, item.ts)
+        entry = keeper.book(item)
+        expected = place_in_period(item.ts, watermark, cutoff_s)
+        assert (entry.period, entry.adjusts) == expected
+
+
+@given(event_id=st.text(min_size=1, max_size=80))
+def test_entry_ids_are_uuid5_of_the_event_id_in_the_ledger_namespace(
+    event_id: str,
+) -> None:
+    assert entry_id_for(event_id) == str(uuid.uuid5(LEDGER_NAMESPACE, event_id))
+
+
+def test_the_instant_the_cutoff_ends_closes_the_period() -> None:
+    keeper = Bookkeeper(cutoff_s=3600)
+    keeper.book(event(event_id="oct", ts=datetime(2026, 10, 31, 23, tzinfo=UTC)))
+    keeper.book(event(event_id="edge", ts=datetime(2026, 11, 1, 1, tzinfo=UTC)))
+    late = keeper.book(
+        event(event_id="late", ts=datetime(2026, 10, 31, 23, 59, tzinfo=UTC))
+    )
+    assert (late.period, late.adjusts) == ("2026-11", "2026-10")

@@ -5,6 +5,7 @@ from decimal import Decimal
 
 import pytest
 from hypothesis import given
+from hypothesis import strategies as st
 
 from models.codec import dumps, loads
 from models.events import CostEvent
@@ -111,3 +112,75 @@ def test_per_department_tables_fed_by_ledger_keys_agree_with_the_batch(
     assert {name: value["periods"] for name, value in table.items()} == {
         name: book.to_dict()["periods"] for name, book in expected.items()
     }
+
+
+def _sourced(events: list[CostEvent], source: str = "events:0") -> list[LedgerEntry]:
+    keeper = Bookkeeper(0, source=source)
+    return [keeper.book(item) for item in events]
+
+
+def _feed(book: DepartmentPositions, entries: list[LedgerEntry], offset: int) -> int:
+    """Apply the entries that concern `book` at the next offsets; the next offset."""
+    for entry in entries:
+        if book.department in ledger_keys(entry):
+            book.apply(entry, offset=offset)
+            offset += 1
+    return offset
+
+
+def test_an_entry_produced_again_after_a_crash_counts_once() -> None:
+    entries = _sourced([event(event_id=f"e-{i}", cost_usd="1") for i in range(4)])
+    book = DepartmentPositions("marketing")
+    after_crash = _feed(book, entries[:3], offset=0)
+    # The next worker restarts from the state saved after the first entry and
+    # books entries 2 to 4 again: they come back at new offsets.
+    _feed(book, entries[1:], offset=after_crash)
+    assert book.position("2026-11").charged_by_others_usd == Decimal("4")
+    assert book.sources == {"events:0": 4}
+
+
+def test_sources_are_followed_each_on_their_own() -> None:
+    one = _sourced([event(event_id="a", cost_usd="1")], source="events:0")
+    two = _sourced(
+        [event(event_id="b", cost_usd="2"), event(event_id="c", cost_usd="4")],
+        source="events:1",
+    )
+    book = DepartmentPositions("engineering")
+    _feed(book, [two[0], one[0], two[1], one[0]], offset=10)
+    restored = DepartmentPositions.from_dict(loads(dumps(book.to_dict())))
+    assert restored.sources == {"events:0": 1, "events:1": 2}
+    assert restored.position("2026-11").charged_to_others_usd == Decimal("7")
+
+
+@given(
+    events=cost_event_lists,
+    cutoff_s=cutoffs_s,
+    crash=st.integers(min_value=0),
+    restart=st.integers(min_value=0),
+)
+def test_positions_fed_through_any_crash_and_replay_equal_one_clean_pass(
+    events: list[CostEvent], cutoff_s: int, crash: int, restart: int
+) -> None:
+    # A worker produces entries up to `crash`; the next one restores the
+    # bookkeeper saved at `restart` (at or before the crash) and books the rest.
+    crash %= len(events) + 1
+    restart %= crash + 1
+    first = Bookkeeper(cutoff_s, source="events:0")
+    produced = [first.book(item) for item in events[:crash]]
+    saved = Bookkeeper(cutoff_s, source="events:0")
+    for item in events[:restart]:
+        saved.book(item)
+    again = Bookkeeper.from_dict(saved.to_dict(), cutoff_s, source="events:0")
+    produced += [again.book(item) for item in events[restart:]]
+
+    clean = positions_of(_book(events, cutoff_s))
+    for department, expected in clean.items():
+        book = DepartmentPositions(department)
+        _feed(book, produced, offset=0)
+        assert book.to_dict()["periods"] == expected.to_dict()["periods"]
+
+
+def test_entries_applied_without_offsets_count_in_any_order() -> None:
+    entries = _sourced([event(event_id=f"e-{i}", cost_usd="1") for i in range(3)])
+    positions = positions_of(reversed(entries))
+    assert positions["marketing"].position("2026-11").charged_by_others_usd == 3

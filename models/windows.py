@@ -58,6 +58,15 @@ def epoch_ms(ts: datetime) -> int:
     return (ts - _EPOCH) // _ONE_MS
 
 
+def from_epoch_ms(ms: int) -> datetime:
+    """The aware UTC datetime `ms` milliseconds after the epoch; `epoch_ms` inverted.
+
+    >>> from_epoch_ms(1_500)
+    datetime.datetime(1970, 1, 1, 0, 0, 1, 500000, tzinfo=datetime.timezone.utc)
+    """
+    return _EPOCH + ms * _ONE_MS
+
+
 def usd_to_nano(amount: Decimal) -> int:
     """An amount in USD as integer nano-USD, rounded half-even to 1e-9."""
     return int(to_usd(amount).scaleb(9))

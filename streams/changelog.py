@@ -1,0 +1,136 @@
+"""The breaker's state changelog: the latest state of each session, compacted.
+
+`spend.breaker-state` has as many partitions as `spend.events`, and a session's
+state is written to the partition number of the events partition it came
+from, so the changelog is co-partitioned by construction. The key is the
+session id, the value `SessionState.to_dict()` as JSON; a tombstone (no value)
+forgets the session. Restoring a partition reads it from the beginning to the
+end it had when the restore began.
+
+Known shortcoming: the state written at a flush holds every event added since
+the previous flush. A crash after that write and before the ingest's
+ClickHouse write and commit replays those events into the restored state, so
+they count twice in its windows: a trip can come early, never go missing.
+Trip ids are deterministic, so a trip made again is deduplicated by
+`breaker_trips` (ReplacingMergeTree) and by readers of the trip topic that key
+on `trip_id`. Remove by writing the events offset with the state and skipping
+replayed events at or below it.
+"""
+
+import asyncio
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.structs import TopicPartition
+
+from models.codec import dumps
+from streams import metrics
+from streams.settings import Settings
+from streams.topics import Topics
+
+log = logging.getLogger(__name__)
+
+EMPTY_POLLS_MAX = 10
+
+
+class StateChangelog:
+    """Writes changed sessions of a partition, and reads a partition back."""
+
+    def __init__(
+        self, settings: Settings, producer: Callable[[], AIOKafkaProducer]
+    ) -> None:
+        self.kafka = settings.kafka
+        self.fetch_bytes = settings.max_message_bytes
+        self.topic = Topics(settings.topic_prefix).breaker_state
+        self._producer = producer
+        self._consumer: AIOKafkaConsumer | None = None
+        self._reading = asyncio.Lock()
+        """One reader consumer, one partition at a time."""
+        self._ends: dict[int, int] = {}
+        """Per partition, the end offset after this worker's last write or read."""
+
+    async def stop(self) -> None:
+        if self._consumer is not None:
+            await self._consumer.stop()
+
+    async def write(self, partition: int, states: dict[str, Any]) -> None:
+        """Write each session's state (None: a tombstone); wait until Kafka has all."""
+        producer = self._producer()
+        sends = []
+        for session_id, state in states.items():
+            value = None if state is None else dumps(state)
+            sends.append(
+                await producer.send(
+                    self.topic, value, key=session_id.encode(), partition=partition
+                )
+            )
+        written = await asyncio.gather(*sends)
+        if written:
+            self._ends[partition] = max(meta.offset for meta in written) + 1
+        metrics.BREAKER_STATE_RECORDS.labels("written").inc(len(written))
+
+    async def unchanged(self, partition: int) -> bool:
+        """Whether nobody wrote to `partition` since this worker last wrote or read."""
+        known = self._ends.get(partition)
+        if known is None:
+            return False
+        tp = TopicPartition(self.topic, partition)
+        async with self._reading:
+            consumer = await self._reader()
+            ends = await consumer.end_offsets([tp])
+        return bool(ends[tp] == known)
+
+    async def read(self, partition: int) -> dict[str, bytes]:
+        """Every session's latest value in `partition`, tombstoned ones left out."""
+        tp = TopicPartition(self.topic, partition)
+        async with self._reading:
+            consumer = await self._reader()
+            end = (await consumer.end_offsets([tp]))[tp]
+            latest: dict[str, bytes] = {}
+            if end > 0:
+                consumer.assign([tp])
+                await consumer.seek_to_beginning(tp)
+                latest = await self._read_to(consumer, tp, end)
+        self._ends[partition] = end
+        metrics.BREAKER_STATE_RECORDS.labels("restored").inc(len(latest))
+        return latest
+
+    @staticmethod
+    async def _read_to(
+        consumer: AIOKafkaConsumer, tp: TopicPartition, end: int
+    ) -> dict[str, bytes]:
+        """Read `tp` up to offset `end`, keeping the last value per key.
+
+        Compaction can leave no record at the last offsets before `end` (a
+        tombstone cleaned away); after `EMPTY_POLLS_MAX` empty polls in a row
+        the partition counts as read.
+        """
+        latest: dict[str, bytes] = {}
+        empty_polls = 0
+        while await consumer.position(tp) < end and empty_polls < EMPTY_POLLS_MAX:
+            records = (await consumer.getmany(tp, timeout_ms=500)).get(tp, [])
+            empty_polls = 0 if records else empty_polls + 1
+            for record in records:
+                if record.offset >= end:
+                    break
+                key = (record.key or b"").decode()
+                if record.value is None:
+                    latest.pop(key, None)
+                else:
+                    latest[key] = record.value
+        return latest
+
+    async def _reader(self) -> AIOKafkaConsumer:
+        if self._consumer is None:
+            self._consumer = AIOKafkaConsumer(
+                bootstrap_servers=self.kafka,
+                group_id=None,
+                enable_auto_commit=False,
+                auto_offset_reset="earliest",
+                max_partition_fetch_bytes=self.fetch_bytes,
+                fetch_max_bytes=self.fetch_bytes * 2,
+            )
+            await self._consumer.start()
+        return self._consumer

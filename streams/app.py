@@ -2,6 +2,7 @@
 
 import faust
 
+from streams.breaker_service import install_breaker
 from streams.ingest import EventIngest
 from streams.settings import Settings
 from streams.store import Store
@@ -33,6 +34,7 @@ def create_app(settings: Settings, store: Store) -> tuple[faust.App, EventIngest
         broker_heartbeat_interval=3.0,
     )
     ingest = EventIngest(settings, store)
+    install_breaker(app, settings, store, ingest)
     install_routes(app, ingest)
 
     @app.on_before_shutdown.connect

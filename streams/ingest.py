@@ -114,11 +114,15 @@ class EventIngest(Service):
         log.info("reading topic=%s group=%s-events", self.topic, s.app_id)
 
     async def on_stop(self) -> None:
-        """Stop reading, flush what is held, commit, and close."""
-        if self._loop_task is not None:
-            self._loop_task.cancel()
-            await asyncio.gather(self._loop_task, return_exceptions=True)
+        """Stop reading, flush what is held, commit, and close.
+
+        The loop is cancelled only between polls (under the lock): cancelled
+        inside a flush, it would drop the flush it had already taken.
+        """
         async with self.lock:
+            if self._loop_task is not None:
+                self._loop_task.cancel()
+                await asyncio.gather(self._loop_task, return_exceptions=True)
             await self._flush()
         if self._consumer is not None:
             await self._consumer.stop()

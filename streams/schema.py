@@ -63,6 +63,7 @@ CREATE TABLE IF NOT EXISTS {db}.breaker_trips (
     threshold_usd Decimal(38, 9),
     rate_usd_per_s Decimal(38, 9),
     events UInt64,
+    threshold_events UInt64,
     event_id String,
     detected_at DateTime64(3, 'UTC')
 ) ENGINE = ReplacingMergeTree
@@ -102,6 +103,7 @@ BREAKER_TRIPS_COLUMNS = [
     "threshold_usd",
     "rate_usd_per_s",
     "events",
+    "threshold_events",
     "event_id",
     "detected_at",
 ]

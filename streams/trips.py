@@ -40,6 +40,7 @@ def trip_row(trip: BreakerTrip) -> tuple[Any, ...]:
         trip.threshold_usd,
         trip.rate_usd_per_s,
         int(extra.get("events", 0)),
+        int(extra.get("threshold_events", 0)),
         str(extra.get("event_id", "")),
         trip.detected_at or trip.ts,
     )

@@ -32,6 +32,7 @@ out to be common.
 (None, 1)
 """
 
+import struct
 import sys
 import uuid
 from dataclasses import dataclass
@@ -41,7 +42,7 @@ from typing import Any, Literal
 
 from pydantic import ValidationError
 
-from models.codec import int_or_none
+from models.codec import dumps, int_or_none
 from models.errors import StateError
 from models.events import CostEvent
 from models.money import ZERO_USD, usd_display, usd_text
@@ -49,6 +50,7 @@ from models.policy import DEFAULT_POLICY, Policy
 from models.records import BreakerTrip
 from models.rules import RuleHit
 from models.windows import (
+    NO_MS,
     Arrival,
     SpendWindows,
     WindowSpec,
@@ -57,6 +59,8 @@ from models.windows import (
 )
 
 _TRIP_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "spendstream:breaker-trip")
+_STATE_HEAD = struct.Struct("<BqQI")  # version, touched_wall_ms, after_trip, windows
+_STATE_VERSION = 1
 
 
 def trip_id_for(session_id: str, cause: str, state: str) -> str:
@@ -147,6 +151,40 @@ class SessionState:
             "windows": self.windows.to_dict(),
         }
 
+    def to_bytes(self) -> bytes:
+        """A compact binary form for the changelog; the trip, if any, as JSON."""
+        windows = self.windows.to_bytes()
+        touched = NO_MS if self.touched_wall_ms is None else self.touched_wall_ms
+        head = _STATE_HEAD.pack(
+            _STATE_VERSION, touched, self.after_trip_events, len(windows)
+        )
+        trip = dumps(self.trip.to_json_dict()) if self.trip is not None else b""
+        return head + windows + trip
+
+    @classmethod
+    def from_bytes(
+        cls, session_id: str, data: bytes, spec: WindowSpec
+    ) -> "SessionState":
+        """Restore `to_bytes` output; `StateError` if it is malformed."""
+        try:
+            version, touched, after_trip, size = _STATE_HEAD.unpack_from(data)
+            if version != _STATE_VERSION:
+                raise ValueError(f"version {version}, expected {_STATE_VERSION}")
+            start = _STATE_HEAD.size
+            windows = SpendWindows.from_bytes(data[start : start + size], spec)
+            raw_trip = data[start + size :]
+            trip = BreakerTrip.model_validate_json(raw_trip) if raw_trip else None
+        except (struct.error, ValueError) as exc:  # ValidationError is a ValueError
+            msg = f"stored breaker state is malformed ({exc!r}); drop the entry"
+            raise StateError(msg) from None
+        return cls(
+            session_id=session_id,
+            windows=windows,
+            trip=trip,
+            after_trip_events=after_trip,
+            touched_wall_ms=None if touched == NO_MS else touched,
+        )
+
     @classmethod
     def from_dict(cls, data: dict[str, Any], spec: WindowSpec) -> "SessionState":
         """Restore `to_dict` output; `StateError` if it is malformed."""
@@ -224,6 +262,8 @@ class Breaker:
         self, session: SessionState, event: CostEvent, ts_ms: int
     ) -> RuleHit | None:
         rules = self.policy.rules_for(event.agent, event.principal, session.session_id)
+        if not rules.may_trip(session.windows):
+            return None
         newest_ms = session.windows.newest_ms
         ends = [ts_ms] if newest_ms in (None, ts_ms) else [ts_ms, newest_ms]
         for end_ms in ends:

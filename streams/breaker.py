@@ -29,11 +29,9 @@ from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from itertools import islice
-from typing import Any
 
 from models.breaker import Breaker, SessionState
-from models.codec import loads
-from models.errors import InvalidRecord, PolicyError, StateError
+from models.errors import PolicyError, StateError
 from models.events import CostEvent
 from models.policy import Policy
 from models.records import AdminCommand, BreakerTrip
@@ -179,8 +177,8 @@ class BreakerProcessor(EventProcessor):
                 states[session_id] = states.pop(session_id)
 
     async def _write(self, partition: int, sessions: Sessions) -> None:
-        states: dict[str, dict[str, Any] | None] = {
-            sid: sessions.states[sid].to_dict()
+        states: dict[str, bytes | None] = {
+            sid: sessions.states[sid].to_bytes()
             for sid in sessions.changed
             if sid in sessions.states
         }
@@ -248,11 +246,11 @@ class BreakerProcessor(EventProcessor):
         kept = self.leaving.pop(partition, None)
         if kept is not None and await self.changelog.unchanged(partition):
             return kept
-        sessions = Sessions()
+        sessions, spec = Sessions(), self.breaker.policy.window_spec
         for session_id, raw in (await self.changelog.read(partition)).items():
             try:
-                state = self.breaker.restore(session_id, loads(raw))
-            except (StateError, InvalidRecord) as exc:
+                state = SessionState.from_bytes(session_id, raw, spec)
+            except StateError as exc:
                 log.warning("dropped stored session_id=%s reason=%s", session_id, exc)
                 metrics.BREAKER_STATE_RECORDS.labels("dropped").inc()
                 sessions.forgotten.add(session_id)

@@ -46,7 +46,7 @@ class BreakerService(Service):  # type: ignore[misc]
         self.breaker = Breaker(policy)
         self.alerter = Alerter(settings)
         self.routing = Routing(settings, self.producer)
-        self.changelog = StateChangelog(settings, self.producer)
+        self.changelog = StateChangelog(settings)
         hooks = Hooks(self._admin_ready, self.partition_of, self.routing.claim)
         sink = TripSink(settings, store, self.producer, self.alerter)
         self.processor = BreakerProcessor(
@@ -59,6 +59,7 @@ class BreakerService(Service):  # type: ignore[misc]
         return self.ingest.producer
 
     async def on_start(self) -> None:
+        await self.changelog.start()
         await self.alerter.start()
         await self.admin.start()
         await self.routing.start()

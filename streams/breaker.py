@@ -7,10 +7,12 @@ of the hooks):
   lateness measured against the partition's newest event time; a trip waits
   for `after_poll`;
 - `after_poll` publishes trips and unfreezes at once (`streams.trips`);
-- `flush`, in this order: 1. Kafka has every trip published and ClickHouse
-  has the freezes; 2. idle sessions are forgotten; 3. the changelog has the
-  state of each session changed since the last flush, and a tombstone for
-  each one forgotten (`streams.changelog`);
+- `flush` cuts, in this order: the trips published so far and their rows
+  (`streams.trips`); idle sessions, forgotten; the state of each session
+  changed since the last flush, and a tombstone for each one forgotten, sent
+  to the changelog (`streams.changelog`). `flushed`, while the ingest lands
+  the flush, waits until Kafka has those trips and states and ClickHouse the
+  trips' rows;
 - `on_assigned` restores each partition's sessions from the changelog, once
   `spend.admin` has been read to its end; events that come meanwhile wait;
 - `on_revoked` keeps the states aside: a partition that comes straight back,
@@ -139,18 +141,21 @@ class BreakerProcessor(EventProcessor):
             await self.sink.publish(records)
 
     async def flush(self) -> None:
-        """Trips, then expiry, then the changelog; the steps are in the docstring."""
+        """Cut: trips, expiry, changed states on their way (steps in the docstring)."""
         if self.restoring:
             await asyncio.gather(*self.restoring.values())
         await self.after_poll()
-        await self.sink.flush()
+        self.sink.cut()
         now_ms = wall_ms()
-        writes = []
         for partition, sessions in self.parts.items():
             self._sweep(sessions, now_ms)
-            writes.append(self._write(partition, sessions))
-        await asyncio.gather(*writes)
+            await self._send_changes(partition, sessions)
         metrics.BREAKER_SESSIONS.set(sum(len(s.states) for s in self.parts.values()))
+
+    async def flushed(self) -> None:
+        """Wait until the trips and states of the last `flush` are durable."""
+        await self.sink.landed()
+        await self.changelog.acknowledged()
 
     def _sweep(self, sessions: Sessions, now_ms: int) -> None:
         """Forget idle sessions, least recently touched first, at most `sweep_max`.
@@ -176,7 +181,7 @@ class BreakerProcessor(EventProcessor):
             else:
                 states[session_id] = states.pop(session_id)
 
-    async def _write(self, partition: int, sessions: Sessions) -> None:
+    async def _send_changes(self, partition: int, sessions: Sessions) -> None:
         states: dict[str, bytes | None] = {
             sid: sessions.states[sid].to_bytes()
             for sid in sessions.changed
@@ -186,7 +191,7 @@ class BreakerProcessor(EventProcessor):
         sessions.changed.clear()
         sessions.forgotten.clear()
         if states:
-            await self.changelog.write(partition, states)
+            await self.changelog.send(partition, states)
 
     async def on_assigned(self, partitions: list[int]) -> None:
         """Restore each partition's sessions, then tell the others we own them."""

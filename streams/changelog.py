@@ -46,6 +46,7 @@ class StateChangelog:
         self._consumer: AIOKafkaConsumer | None = None
         self._reading = asyncio.Lock()
         """One reader consumer, one partition at a time."""
+        self._sending: list[tuple[int, asyncio.Future[Any], int]] = []
         self._ends: dict[int, int] = {}
         """Per partition, the end offset after this worker's last write or read."""
 
@@ -64,8 +65,8 @@ class StateChangelog:
         )
         await self._producer.start()
 
-    async def write(self, partition: int, states: dict[str, bytes | None]) -> None:
-        """Write each session's state (None: a tombstone); wait until Kafka has all.
+    async def send(self, partition: int, states: dict[str, bytes | None]) -> None:
+        """Start writing each session's state (None: a tombstone); see `acknowledged`.
 
         Records go in batches built here (`send_batch`): sending them one by
         one costs about twenty times more per record in aiokafka.
@@ -87,13 +88,16 @@ class StateChangelog:
         if batch.record_count():
             sent = await producer.send_batch(batch, topic, partition=partition)
             sends.append((sent, batch.record_count()))
-        written = await asyncio.gather(*(sent for sent, _ in sends))
-        if written:
-            ends = [
-                meta.offset + n for meta, (_, n) in zip(written, sends, strict=True)
-            ]
-            self._ends[partition] = max(ends)
+        self._sending += [(partition, sent, n) for sent, n in sends]
         metrics.BREAKER_STATE_RECORDS.labels("written").inc(len(states))
+
+    async def acknowledged(self) -> None:
+        """Wait until Kafka has every state sent so far."""
+        sending, self._sending = self._sending, []
+        written = await asyncio.gather(*(sent for _, sent, _ in sending))
+        for (partition, _, n), meta in zip(sending, written, strict=True):
+            end = meta.offset + n
+            self._ends[partition] = max(end, self._ends.get(partition, 0))
 
     async def unchanged(self, partition: int) -> bool:
         """Whether nobody wrote to `partition` since this worker last wrote or read."""

@@ -2,8 +2,9 @@
 
 `publish` sends each record to `spend.breaker-trips` (keyed by session id)
 without waiting for the acknowledgement, queues an alert per freeze and holds
-its `breaker_trips` row; `flush` waits for the acknowledgements and writes
-the rows, retrying until ClickHouse has them.
+its `breaker_trips` row; `cut` sets aside what a flush covers, and `landed`
+waits for those acknowledgements and writes those rows, retrying until
+ClickHouse has them.
 """
 
 import asyncio
@@ -62,6 +63,7 @@ class TripSink:
         self._producer = producer
         self._sends: list[asyncio.Future[Any]] = []
         self._rows: list[tuple[Any, ...]] = []
+        self._cut: tuple[list[asyncio.Future[Any]], list[tuple[Any, ...]]] = ([], [])
 
     async def publish(self, records: list[BreakerTrip]) -> None:
         """Send `records` now; alert and hold a row for each freeze."""
@@ -84,11 +86,15 @@ class TripSink:
                 describe_trip(trip),
             )
 
-    async def flush(self) -> None:
-        """Wait until Kafka has every record sent, then write the freezes' rows."""
-        sends, self._sends = self._sends, []
+    def cut(self) -> None:
+        """Set aside what was published so far, for `landed`."""
+        self._cut = (self._sends, self._rows)
+        self._sends, self._rows = [], []
+
+    async def landed(self) -> None:
+        """Wait until Kafka has the records cut, then write the freezes' rows."""
+        (sends, rows), self._cut = self._cut, ([], [])
         await asyncio.gather(*sends)
-        rows, self._rows = self._rows, []
         if rows:
             await self._write(rows)
 

@@ -226,8 +226,7 @@ def parse_policy(text: str, fmt: PolicyFormat) -> Policy:
     return Policy.from_dict(_decode(text, fmt))
 
 
-def load_policy(path: str | Path) -> Policy:
-    """A policy from a `.toml`, `.yaml` or `.yml` file (`SPENDSTREAM_POLICY`)."""
+def _read_table(path: str | Path) -> Any:
     path = Path(path)
     fmt = _FORMATS.get(path.suffix.lower())
     if fmt is None:
@@ -238,7 +237,19 @@ def load_policy(path: str | Path) -> Policy:
     except (OSError, UnicodeDecodeError) as exc:
         msg = f"cannot read policy file {path}: {exc}; check SPENDSTREAM_POLICY"
         raise PolicyError(msg) from None
-    return parse_policy(text, fmt)
+    return _decode(text, fmt)
+
+
+def load_policy(path: str | Path) -> Policy:
+    """A policy from a `.toml`, `.yaml` or `.yml` file (`SPENDSTREAM_POLICY`)."""
+    return Policy.from_dict(_read_table(path))
+
+
+def policy_table(path: str | Path) -> dict[str, Any]:
+    """A policy file's table, validated: what a `set_policy` command carries."""
+    table = _read_table(path)
+    Policy.from_dict(table)
+    return dict(table)
 
 
 DEFAULT_POLICY = Policy.from_dict({})

@@ -53,6 +53,16 @@ async def send_command(
     log.info("sent admin command=%s key=%s by=%s", command.command, key, command.by)
 
 
+async def send_alone(settings: Settings, command: AdminCommand) -> None:
+    """Send one command with a producer of its own (the CLI's way)."""
+    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka)
+    await producer.start()
+    try:
+        await send_command(producer, settings, command)
+    finally:
+        await producer.stop()
+
+
 class AdminReader:
     """Follows `spend.admin` and hands each valid command to `apply`."""
 

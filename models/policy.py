@@ -138,6 +138,7 @@ class Policy:
             }
             for kind in ("principals", "agents", "sessions")
         }
+        self._scoped = any(self._scopes.values())
         self.defaults = self._resolve([])
         self._cache: dict[tuple[str | None, ...], RuleSet] = {}
         # The windows and lateness each session's `SpendWindows` needs.
@@ -153,11 +154,13 @@ class Policy:
 
     def rules_for(self, agent: str, principal: str, session_id: str) -> RuleSet:
         """The rules for an event of `agent`, paid by `principal`, in `session_id`."""
-        names = (principal, agent, session_id)
-        kinds = ("principals", "agents", "sessions")
-        key = tuple(
-            n if n in self._scopes[k] else None
-            for n, k in zip(names, kinds, strict=True)
+        scopes = self._scopes
+        if not self._scoped:
+            return self.defaults
+        key = (
+            principal if principal in scopes["principals"] else None,
+            agent if agent in scopes["agents"] else None,
+            session_id if session_id in scopes["sessions"] else None,
         )
         if key == (None, None, None):
             return self.defaults
@@ -165,7 +168,8 @@ class Policy:
         if found is None:
             if len(self._cache) >= _CACHE_MAX:
                 self._cache.clear()
-            chain = [self._scopes[k][n] for n, k in zip(key, kinds, strict=True) if n]
+            kinds = ("principals", "agents", "sessions")
+            chain = [scopes[k][n] for n, k in zip(key, kinds, strict=True) if n]
             found = self._cache[key] = self._resolve(chain)
         return found
 

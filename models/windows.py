@@ -108,6 +108,8 @@ class WindowSpec:
         init=False, compare=False, repr=False
     )
     """Per window: (window_s, index of its ring in `ring_spans`, buckets it spans)."""
+    rings: tuple[tuple[int, int], ...] = field(init=False, compare=False, repr=False)
+    """`ring_spans` as a tuple of (bucket width in ms, buckets kept), in order."""
 
     def __post_init__(self) -> None:
         bad = [w for w in self.windows_s if not 1 <= w <= MAX_WINDOW_S]
@@ -133,6 +135,7 @@ class WindowSpec:
             for w in self.windows_s
         )
         object.__setattr__(self, "reads", reads)
+        object.__setattr__(self, "rings", tuple(spans.items()))
 
     @property
     def lateness_ms(self) -> int:
@@ -292,23 +295,31 @@ class SpendWindows:
         or `high_ms` (the partition's) if that is newer. An event exactly the
         lateness behind still counts; a `TOO_LATE` one changes nothing here.
         """
-        newest = ts_ms if self.newest_ms is None else max(ts_ms, self.newest_ms)
+        before_ms = self.newest_ms
+        newest = ts_ms if before_ms is None or ts_ms > before_ms else before_ms
         if high_ms is not None and high_ms > newest:
             newest = high_ms
         if ts_ms < newest - self.spec.lateness_ms:
             return Arrival.TOO_LATE
-        nano, sums = usd_to_nano(cost_usd), self._sums
-        widths = self.spec.ring_spans
-        for at, (ring, width_ms) in enumerate(zip(self._rings, widths, strict=True)):
-            _ring_add(ring, ts_ms // width_ms, nano)
-            sums[2 * at] += 1
-            sums[2 * at + 1] += nano
+        on_time = before_ms is None or ts_ms >= before_ms
+        nano, sums, at = usd_to_nano(cost_usd), self._sums, 0
+        # One pass per ring: count the event, then drop what it pushed out.
+        for ring, (width_ms, span) in zip(self._rings, self.spec.rings, strict=True):
+            key = ts_ms // width_ms
+            if ring and ring[-3] >= key:
+                _ring_add(ring, key, nano)
+            else:
+                ring.extend((key, 1, nano))
+            sums[at] += 1
+            sums[at + 1] += nano
+            if on_time and ring[0] <= key - span:
+                self._cut(ring, at, key - span + 1)
+            at += 2
         if self.first_ms is None or ts_ms < self.first_ms:
             self.first_ms = ts_ms
-        if self.newest_ms is not None and ts_ms < self.newest_ms:
+        if not on_time:
             return Arrival.LATE
         self.newest_ms = ts_ms
-        self._prune()
         return Arrival.ON_TIME
 
     def velocity(self, end_ms: int | None = None) -> Velocity:
@@ -333,7 +344,10 @@ class SpendWindows:
         nano-USD. No window counted in a ring holds more than the whole ring.
         """
         sums = self._sums
-        return any(sums[slot] > limit for slot, limit in checks)
+        for slot, limit in checks:  # noqa: SIM110 - no generator per event
+            if sums[slot] > limit:
+                return True
+        return False
 
     def clear(self) -> None:
         """Forget every counted event; the newest time stays for lateness."""
@@ -364,15 +378,18 @@ class SpendWindows:
         """Drop each ring's buckets older than its span behind the newest event."""
         if self.newest_ms is None:
             return
-        spans, sums = self.spec.ring_spans.items(), self._sums
-        rings = zip(self._rings, spans, strict=True)
+        rings = zip(self._rings, self.spec.rings, strict=True)
         for at, (ring, (width_ms, span)) in enumerate(rings):
             oldest_key = self.newest_ms // width_ms - span + 1
             if ring and ring[0] < oldest_key:
-                cut = 3 * _first_at_or_after(ring, oldest_key)
-                sums[2 * at] -= sum(ring[1:cut:3])
-                sums[2 * at + 1] -= sum(ring[2:cut:3])
-                del ring[:cut]
+                self._cut(ring, 2 * at, oldest_key)
+
+    def _cut(self, ring: _Ring, at: int, oldest_key: int) -> None:
+        """Drop the buckets of `ring` (sums at `at`) numbered below `oldest_key`."""
+        cut = 3 * _first_at_or_after(ring, oldest_key)
+        self._sums[at] -= sum(ring[1:cut:3])
+        self._sums[at + 1] -= sum(ring[2:cut:3])
+        del ring[:cut]
 
     def _recount(self) -> None:
         """Every ring's sums from its buckets (after the rings were replaced)."""

@@ -4,6 +4,10 @@
     frozen --any event-----> frozen   metered and counted after-trip; no trip
     frozen --unfreeze------> active   one `unfrozen` BreakerTrip; windows cleared
 
+An unfreeze clears only a freeze detected (by the worker's clock, the trip's
+`detected_at`) at or before the command was issued (its `ts`), so an old
+command read again never clears a later freeze (`Breaker.on_unfreeze`).
+
 Rules are checked on each counted event of an active session, on its windows
 read at the event's own time and at the session's newest event time (one end
 for an in-order event). Windows are closed at the start and open at the end,
@@ -28,29 +32,64 @@ out to be common.
 (None, 1)
 """
 
+import struct
 import sys
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
+from decimal import Decimal
 from typing import Any, Literal
 
 from pydantic import ValidationError
 
-from models.codec import int_or_none
+from models.codec import dumps, int_or_none
 from models.errors import StateError
 from models.events import CostEvent
-from models.money import ZERO_USD, usd_text
+from models.money import ZERO_USD, usd_display, usd_text
 from models.policy import DEFAULT_POLICY, Policy
 from models.records import BreakerTrip
 from models.rules import RuleHit
-from models.windows import Arrival, SpendWindows, WindowSpec, epoch_ms
+from models.windows import (
+    NO_MS,
+    Arrival,
+    SpendWindows,
+    WindowSpec,
+    epoch_ms,
+    from_epoch_ms,
+)
 
 _TRIP_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "spendstream:breaker-trip")
+_STATE_HEAD = struct.Struct("<BqQI")  # version, touched_wall_ms, after_trip, windows
+_STATE_VERSION = 1
 
 
 def trip_id_for(session_id: str, cause: str, state: str) -> str:
     """A trip id that a replay of the same input reproduces (a UUID 5)."""
     return str(uuid.uuid5(_TRIP_NAMESPACE, f"{session_id}\x1f{cause}\x1f{state}"))
+
+
+def describe_trip(trip: BreakerTrip) -> str:
+    """Why a session was frozen (or who unfroze it), in one line for people.
+
+    >>> trip = BreakerTrip(trip_id="t1", ts="2026-11-01T09:00:51Z", session_id="s1",
+    ...     state="frozen", rule="absolute", window_s=60, spend_usd="3.03",
+    ...     threshold_usd="3", rate_usd_per_s="0.0505")
+    >>> describe_trip(trip)
+    'absolute: $3.03 within 60 s is above $3.00'
+    """
+    extra = trip.model_extra or {}
+    window = f"{trip.window_s:g} s"
+    if trip.state == "unfrozen":
+        return f"unfrozen by {extra.get('by') or 'an admin'}"
+    if trip.rule == "frequency":
+        limit = extra.get("threshold_events", "the limit")
+        return f"frequency: {extra.get('events')} events within {window}, over {limit}"
+    spend, limit = usd_display(trip.spend_usd), usd_display(trip.threshold_usd)
+    reason = f"{trip.rule}: ${spend} within {window} is above ${limit}"
+    baseline = extra.get("baseline_rate_usd_per_s")
+    if trip.rule == "relative" and baseline is not None:
+        reason += f" (its own rate was ${usd_display(Decimal(baseline))}/s)"
+    return reason
 
 
 @dataclass(slots=True)
@@ -112,6 +151,40 @@ class SessionState:
             "windows": self.windows.to_dict(),
         }
 
+    def to_bytes(self) -> bytes:
+        """A compact binary form for the changelog; the trip, if any, as JSON."""
+        windows = self.windows.to_bytes()
+        touched = NO_MS if self.touched_wall_ms is None else self.touched_wall_ms
+        head = _STATE_HEAD.pack(
+            _STATE_VERSION, touched, self.after_trip_events, len(windows)
+        )
+        trip = dumps(self.trip.to_json_dict()) if self.trip is not None else b""
+        return head + windows + trip
+
+    @classmethod
+    def from_bytes(
+        cls, session_id: str, data: bytes, spec: WindowSpec
+    ) -> "SessionState":
+        """Restore `to_bytes` output; `StateError` if it is malformed."""
+        try:
+            version, touched, after_trip, size = _STATE_HEAD.unpack_from(data)
+            if version != _STATE_VERSION:
+                raise ValueError(f"version {version}, expected {_STATE_VERSION}")
+            start = _STATE_HEAD.size
+            windows = SpendWindows.from_bytes(data[start : start + size], spec)
+            raw_trip = data[start + size :]
+            trip = BreakerTrip.model_validate_json(raw_trip) if raw_trip else None
+        except (struct.error, ValueError) as exc:  # ValidationError is a ValueError
+            msg = f"stored breaker state is malformed ({exc!r}); drop the entry"
+            raise StateError(msg) from None
+        return cls(
+            session_id=session_id,
+            windows=windows,
+            trip=trip,
+            after_trip_events=after_trip,
+            touched_wall_ms=None if touched == NO_MS else touched,
+        )
+
     @classmethod
     def from_dict(cls, data: dict[str, Any], spec: WindowSpec) -> "SessionState":
         """Restore `to_dict` output; `StateError` if it is malformed."""
@@ -163,7 +236,8 @@ class Breaker:
 
         `partition_high_ms` is the newest event time seen on the event's
         partition (lateness is measured against it too); `wall_ms`, if given,
-        stamps the state for `is_expired(wall_now_ms=...)`.
+        stamps the state for `is_expired(wall_now_ms=...)` and a trip's
+        `detected_at`.
         """
         ts_ms = epoch_ms(event.ts)
         if wall_ms is not None:
@@ -181,13 +255,15 @@ class Breaker:
         hit = self._first_hit(session, event, ts_ms)
         if hit is None:
             return Decision(arrival)
-        session.trip = self._frozen_record(session, event, hit)
+        session.trip = self._frozen_record(session, event, hit, wall_ms)
         return Decision(arrival, trip=session.trip)
 
     def _first_hit(
         self, session: SessionState, event: CostEvent, ts_ms: int
     ) -> RuleHit | None:
         rules = self.policy.rules_for(event.agent, event.principal, session.session_id)
+        if not rules.may_trip(session.windows):
+            return None
         newest_ms = session.windows.newest_ms
         ends = [ts_ms] if newest_ms in (None, ts_ms) else [ts_ms, newest_ms]
         for end_ms in ends:
@@ -197,8 +273,13 @@ class Breaker:
         return None
 
     def _frozen_record(
-        self, session: SessionState, event: CostEvent, hit: RuleHit
+        self,
+        session: SessionState,
+        event: CostEvent,
+        hit: RuleHit,
+        wall_ms: int | None,
     ) -> BreakerTrip:
+        detected = None if wall_ms is None else from_epoch_ms(wall_ms)
         record = {
             "trip_id": trip_id_for(session.session_id, event.event_id, "frozen"),
             "ts": event.ts,
@@ -207,6 +288,7 @@ class Breaker:
             "principal": event.principal,
             "state": "frozen",
             "event_id": event.event_id,
+            "detected_at": detected,
             **hit.record_fields(),
         }
         return BreakerTrip.model_validate(record)
@@ -244,6 +326,31 @@ class Breaker:
             "by": by,
         }
         return BreakerTrip.model_validate(record)
+
+    def on_unfreeze(
+        self,
+        session: SessionState | None,
+        session_id: str,
+        issued_at: datetime,
+        by: str | None,
+        *,
+        live: bool = True,
+    ) -> BreakerTrip | None:
+        """Apply an unfreeze command issued at `issued_at`; the record to publish.
+
+        A freeze is cleared only if it was detected at or before `issued_at`
+        (a trip without `detected_at` always is): a later freeze stays and
+        nothing is published. A session that is not frozen is left as it is;
+        a `live` command still gets its `unfrozen` record, so that gateways
+        holding the session let it go, and a command read again at start
+        (`live=False`) gets None.
+        """
+        trip = session.trip if session is not None else None
+        if trip is None:
+            return self.unfreeze(None, session_id, issued_at, by) if live else None
+        if trip.detected_at is not None and trip.detected_at > issued_at:
+            return None
+        return self.unfreeze(session, session_id, issued_at, by)
 
     def ttl_ms(self, session: SessionState) -> int:
         """Idle time after which `session` is forgotten.

@@ -138,6 +138,7 @@ class Policy:
             }
             for kind in ("principals", "agents", "sessions")
         }
+        self._scoped = any(self._scopes.values())
         self.defaults = self._resolve([])
         self._cache: dict[tuple[str | None, ...], RuleSet] = {}
         # The windows and lateness each session's `SpendWindows` needs.
@@ -153,11 +154,13 @@ class Policy:
 
     def rules_for(self, agent: str, principal: str, session_id: str) -> RuleSet:
         """The rules for an event of `agent`, paid by `principal`, in `session_id`."""
-        names = (principal, agent, session_id)
-        kinds = ("principals", "agents", "sessions")
-        key = tuple(
-            n if n in self._scopes[k] else None
-            for n, k in zip(names, kinds, strict=True)
+        scopes = self._scopes
+        if not self._scoped:
+            return self.defaults
+        key = (
+            principal if principal in scopes["principals"] else None,
+            agent if agent in scopes["agents"] else None,
+            session_id if session_id in scopes["sessions"] else None,
         )
         if key == (None, None, None):
             return self.defaults
@@ -165,7 +168,8 @@ class Policy:
         if found is None:
             if len(self._cache) >= _CACHE_MAX:
                 self._cache.clear()
-            chain = [self._scopes[k][n] for n, k in zip(key, kinds, strict=True) if n]
+            kinds = ("principals", "agents", "sessions")
+            chain = [scopes[k][n] for n, k in zip(key, kinds, strict=True) if n]
             found = self._cache[key] = self._resolve(chain)
         return found
 
@@ -226,8 +230,7 @@ def parse_policy(text: str, fmt: PolicyFormat) -> Policy:
     return Policy.from_dict(_decode(text, fmt))
 
 
-def load_policy(path: str | Path) -> Policy:
-    """A policy from a `.toml`, `.yaml` or `.yml` file (`SPENDSTREAM_POLICY`)."""
+def _read_table(path: str | Path) -> Any:
     path = Path(path)
     fmt = _FORMATS.get(path.suffix.lower())
     if fmt is None:
@@ -238,7 +241,19 @@ def load_policy(path: str | Path) -> Policy:
     except (OSError, UnicodeDecodeError) as exc:
         msg = f"cannot read policy file {path}: {exc}; check SPENDSTREAM_POLICY"
         raise PolicyError(msg) from None
-    return parse_policy(text, fmt)
+    return _decode(text, fmt)
+
+
+def load_policy(path: str | Path) -> Policy:
+    """A policy from a `.toml`, `.yaml` or `.yml` file (`SPENDSTREAM_POLICY`)."""
+    return Policy.from_dict(_read_table(path))
+
+
+def policy_table(path: str | Path) -> dict[str, Any]:
+    """A policy file's table, validated: what a `set_policy` command carries."""
+    table = _read_table(path)
+    Policy.from_dict(table)
+    return dict(table)
 
 
 DEFAULT_POLICY = Policy.from_dict({})

@@ -82,7 +82,12 @@ class AdminCommand(_Timed):
 
 
 class BreakerTrip(_Timed):
-    """A breaker decision on `spend.breaker-trips`: frozen, or unfrozen."""
+    """A breaker decision on `spend.breaker-trips`: frozen, or unfrozen.
+
+    `ts` is the event time of the event that tripped (or the unfreeze
+    command's time); `detected_at`, beyond the contract's fields, is when the
+    worker tripped by its own clock.
+    """
 
     trip_id: Name
     session_id: Name
@@ -94,6 +99,7 @@ class BreakerTrip(_Timed):
     spend_usd: Usd
     threshold_usd: Usd
     rate_usd_per_s: Usd
+    detected_at: AwareDatetime | None = None
 
 
 class GrantStatus(_Timed):

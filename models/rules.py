@@ -22,7 +22,14 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_valida
 
 from models.money import to_usd
 from models.validation import Usd
-from models.windows import MAX_WINDOW_S, Velocity, nano_to_usd, usd_to_nano
+from models.windows import (
+    MAX_WINDOW_S,
+    SpendWindows,
+    Velocity,
+    WindowSpec,
+    nano_to_usd,
+    usd_to_nano,
+)
 
 
 def _refuse_float(value: Any) -> Any:
@@ -186,6 +193,10 @@ class RuleSet:
     absolute: tuple[AbsoluteRule, ...]
     relative: RelativeRule | None
     frequency: FrequencyRule | None
+    _bounds: dict[WindowSpec, tuple[tuple[int, int], ...]] = field(
+        default_factory=dict, compare=False, repr=False
+    )
+    """Per window spec, the `SpendWindows.exceeds` checks of `may_trip`."""
 
     @classmethod
     def defaults(cls) -> "RuleSet":
@@ -205,6 +216,31 @@ class RuleSet:
             if hit is not None:
                 return hit
         return None
+
+    def may_trip(self, windows: SpendWindows) -> bool:
+        """False when no rule can trip at any end of `windows`; cheap and exact.
+
+        Amounts are never negative, so a window holds at most what the whole
+        ring it is counted in holds; a rule whose threshold is not below that
+        bound cannot trip, and `first_hit` need not read the windows.
+        """
+        checks = self._bounds.get(windows.spec)
+        if checks is None:
+            checks = self._bounds[windows.spec] = self._bound_checks(windows.spec)
+        return windows.exceeds(checks)
+
+    def _bound_checks(self, spec: WindowSpec) -> tuple[tuple[int, int], ...]:
+        """`(slot, limit)` per rule: the ring sum above which it might trip."""
+        checks = [
+            (2 * spec.ring_of(r.window_s) + 1, r.limit_nano) for r in self.absolute
+        ]
+        if self.relative is not None:
+            short_at = spec.ring_of(self.relative.short_window_s)
+            checks.append((2 * short_at + 1, self.relative.floor_nano))
+        if self.frequency is not None:
+            slot = 2 * spec.ring_of(self.frequency.window_s)
+            checks.append((slot, self.frequency.max_events))
+        return tuple(checks)
 
     def windows_s(self) -> set[int]:
         """Every window these rules read."""

@@ -23,9 +23,11 @@ Decimal('1.000000000')
 Decimal('0.600000000')
 """
 
+import struct
 import sys
 from array import array
 from bisect import bisect_left
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -38,6 +40,10 @@ from models.errors import StateError
 from models.money import to_usd
 
 NANO_PER_USD = 10**9
+NO_MS = -(2**63)
+"""An absent time in the binary form (`SpendWindows.to_bytes`)."""
+_HEAD = struct.Struct("<qqH")  # newest_ms, first_ms, rings
+_RING = struct.Struct("<iI")  # bucket width in ms, buckets
 MIN_BUCKET_MS = 100
 BUCKETS_PER_WINDOW = 100
 MAX_WINDOW_S = 86_400
@@ -56,6 +62,15 @@ class Arrival(StrEnum):
 def epoch_ms(ts: datetime) -> int:
     """Milliseconds since the epoch, exactly (no float), for an aware datetime."""
     return (ts - _EPOCH) // _ONE_MS
+
+
+def from_epoch_ms(ms: int) -> datetime:
+    """The aware UTC datetime `ms` milliseconds after the epoch; `epoch_ms` inverted.
+
+    >>> from_epoch_ms(1_500)
+    datetime.datetime(1970, 1, 1, 0, 0, 1, 500000, tzinfo=datetime.timezone.utc)
+    """
+    return _EPOCH + ms * _ONE_MS
 
 
 def usd_to_nano(amount: Decimal) -> int:
@@ -93,6 +108,8 @@ class WindowSpec:
         init=False, compare=False, repr=False
     )
     """Per window: (window_s, index of its ring in `ring_spans`, buckets it spans)."""
+    rings: tuple[tuple[int, int], ...] = field(init=False, compare=False, repr=False)
+    """`ring_spans` as a tuple of (bucket width in ms, buckets kept), in order."""
 
     def __post_init__(self) -> None:
         bad = [w for w in self.windows_s if not 1 <= w <= MAX_WINDOW_S]
@@ -118,10 +135,18 @@ class WindowSpec:
             for w in self.windows_s
         )
         object.__setattr__(self, "reads", reads)
+        object.__setattr__(self, "rings", tuple(spans.items()))
 
     @property
     def lateness_ms(self) -> int:
         return self.lateness_s * 1000
+
+    def ring_of(self, window_s: int) -> int:
+        """The index of the ring `window_s` is counted in; KeyError if untracked."""
+        for tracked_s, ring_at, _ in self.reads:
+            if tracked_s == window_s:
+                return ring_at
+        raise KeyError(f"window_s {window_s} is not tracked: {self.windows_s}")
 
 
 DEFAULT_SPEC = WindowSpec()
@@ -222,20 +247,44 @@ def _ring_from_lists(lists: list[list[int]]) -> _Ring:
     return ring
 
 
+def _little_endian(ring: _Ring) -> bytes:
+    if sys.byteorder == "little":
+        return ring.tobytes()
+    swapped = array("q", ring)
+    swapped.byteswap()
+    return swapped.tobytes()
+
+
+def _ring_from_bytes(raw: bytes) -> _Ring:
+    if len(raw) % 24:
+        raise ValueError("a ring's bytes end inside a bucket")
+    ring = array("q", raw)
+    if sys.byteorder != "little":
+        ring.byteswap()
+    keys = ring[0::3]
+    if any(b <= a for a, b in pairwise(keys)):
+        raise ValueError("ring bucket numbers are not ascending")
+    return ring
+
+
 class SpendWindows:
     """One session's spend and event counts over every window of a `WindowSpec`.
 
     Memory is bounded: each ring keeps at most its longest window plus the
     lateness in buckets (see `WindowSpec.ring_spans`), and only non-empty ones.
+    Each ring's events and nano-USD in all are kept as buckets come and go
+    (`_sums`: events of ring i at 2i, nano-USD at 2i+1), a bound on every
+    window counted in it (`exceeds`).
     """
 
-    __slots__ = ("_rings", "first_ms", "newest_ms", "spec")
+    __slots__ = ("_rings", "_sums", "first_ms", "newest_ms", "spec")
 
     def __init__(self, spec: WindowSpec = DEFAULT_SPEC) -> None:
         self.spec = spec
         self.newest_ms: int | None = None
         self.first_ms: int | None = None
         self._rings = [array("q") for _ in spec.ring_spans]
+        self._sums = array("q", bytes(16 * len(self._rings)))
 
     def add(
         self, ts_ms: int, cost_usd: Decimal, *, high_ms: int | None = None
@@ -246,20 +295,31 @@ class SpendWindows:
         or `high_ms` (the partition's) if that is newer. An event exactly the
         lateness behind still counts; a `TOO_LATE` one changes nothing here.
         """
-        newest = ts_ms if self.newest_ms is None else max(ts_ms, self.newest_ms)
+        before_ms = self.newest_ms
+        newest = ts_ms if before_ms is None or ts_ms > before_ms else before_ms
         if high_ms is not None and high_ms > newest:
             newest = high_ms
         if ts_ms < newest - self.spec.lateness_ms:
             return Arrival.TOO_LATE
-        nano = usd_to_nano(cost_usd)
-        for ring, width_ms in zip(self._rings, self.spec.ring_spans, strict=True):
-            _ring_add(ring, ts_ms // width_ms, nano)
+        on_time = before_ms is None or ts_ms >= before_ms
+        nano, sums, at = usd_to_nano(cost_usd), self._sums, 0
+        # One pass per ring: count the event, then drop what it pushed out.
+        for ring, (width_ms, span) in zip(self._rings, self.spec.rings, strict=True):
+            key = ts_ms // width_ms
+            if ring and ring[-3] >= key:
+                _ring_add(ring, key, nano)
+            else:
+                ring.extend((key, 1, nano))
+            sums[at] += 1
+            sums[at + 1] += nano
+            if on_time and ring[0] <= key - span:
+                self._cut(ring, at, key - span + 1)
+            at += 2
         if self.first_ms is None or ts_ms < self.first_ms:
             self.first_ms = ts_ms
-        if self.newest_ms is not None and ts_ms < self.newest_ms:
+        if not on_time:
             return Arrival.LATE
         self.newest_ms = ts_ms
-        self._prune()
         return Arrival.ON_TIME
 
     def velocity(self, end_ms: int | None = None) -> Velocity:
@@ -277,10 +337,23 @@ class SpendWindows:
         age_ms = 0 if self.first_ms is None else max(0, end - self.first_ms)
         return Velocity(end_ms=end, age_ms=age_ms, windows=windows)
 
+    def exceeds(self, checks: Iterable[tuple[int, int]]) -> bool:
+        """Whether any `(slot, limit)` of `checks` has a ring sum above its limit.
+
+        A slot is `2 * ring` for the ring's events, `2 * ring + 1` for its
+        nano-USD. No window counted in a ring holds more than the whole ring.
+        """
+        sums = self._sums
+        for slot, limit in checks:  # noqa: SIM110 - no generator per event
+            if sums[slot] > limit:
+                return True
+        return False
+
     def clear(self) -> None:
         """Forget every counted event; the newest time stays for lateness."""
         self.first_ms = None
         self._rings = [array("q") for _ in self.spec.ring_spans]
+        self._sums = array("q", bytes(16 * len(self._rings)))
 
     def adopt(self, spec: WindowSpec) -> None:
         """Switch to another spec; rings of new bucket widths start empty."""
@@ -289,6 +362,7 @@ class SpendWindows:
         kept = dict(zip(self.spec.ring_spans, self._rings, strict=True))
         self.spec = spec
         self._rings = [kept.get(width, array("q")) for width in spec.ring_spans]
+        self._recount()
         self._prune()
 
     def bucket_count(self) -> int:
@@ -297,17 +371,32 @@ class SpendWindows:
     def approx_size_bytes(self) -> int:
         """Bytes held by this object, its ring list and arrays (CPython sizes)."""
         rings = sum(sys.getsizeof(ring) for ring in self._rings)
-        return sys.getsizeof(self) + sys.getsizeof(self._rings) + rings
+        lists = sys.getsizeof(self._rings) + sys.getsizeof(self._sums)
+        return sys.getsizeof(self) + lists + rings
 
     def _prune(self) -> None:
         """Drop each ring's buckets older than its span behind the newest event."""
         if self.newest_ms is None:
             return
-        spans = self.spec.ring_spans.items()
-        for ring, (width_ms, span) in zip(self._rings, spans, strict=True):
+        rings = zip(self._rings, self.spec.rings, strict=True)
+        for at, (ring, (width_ms, span)) in enumerate(rings):
             oldest_key = self.newest_ms // width_ms - span + 1
             if ring and ring[0] < oldest_key:
-                del ring[: 3 * _first_at_or_after(ring, oldest_key)]
+                self._cut(ring, 2 * at, oldest_key)
+
+    def _cut(self, ring: _Ring, at: int, oldest_key: int) -> None:
+        """Drop the buckets of `ring` (sums at `at`) numbered below `oldest_key`."""
+        cut = 3 * _first_at_or_after(ring, oldest_key)
+        self._sums[at] -= sum(ring[1:cut:3])
+        self._sums[at + 1] -= sum(ring[2:cut:3])
+        del ring[:cut]
+
+    def _recount(self) -> None:
+        """Every ring's sums from its buckets (after the rings were replaced)."""
+        sums = self._sums = array("q", bytes(16 * len(self._rings)))
+        for at, ring in enumerate(self._rings):
+            sums[2 * at] = sum(ring[1::3])
+            sums[2 * at + 1] = sum(ring[2::3])
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-able dict: times, and per bucket width the ring's three lists."""
@@ -316,6 +405,45 @@ class SpendWindows:
             str(w): _ring_lists(r) for w, r in zip(widths, self._rings, strict=True)
         }
         return {"newest_ms": self.newest_ms, "first_ms": self.first_ms, "rings": rings}
+
+    def to_bytes(self) -> bytes:
+        """A compact binary form: times, then per ring its width and raw triples.
+
+        Integers are little-endian int64; `from_bytes` reads it back. Several
+        times cheaper to write and read than `to_dict` as JSON; 24 bytes a
+        bucket, so smaller than JSON for a quiet session and up to about 1.7
+        times larger for a busy one.
+        """
+        newest = NO_MS if self.newest_ms is None else self.newest_ms
+        first = NO_MS if self.first_ms is None else self.first_ms
+        parts = [_HEAD.pack(newest, first, len(self._rings))]
+        for width_ms, ring in zip(self.spec.ring_spans, self._rings, strict=True):
+            parts += [_RING.pack(width_ms, len(ring) // 3), _little_endian(ring)]
+        return b"".join(parts)
+
+    @classmethod
+    def from_bytes(cls, data: bytes, spec: WindowSpec) -> "SpendWindows":
+        """Restore `to_bytes` output under `spec`; `StateError` if it is malformed."""
+        windows = cls(spec)
+        try:
+            newest, first, count = _HEAD.unpack_from(data)
+            at, stored = _HEAD.size, {}
+            for _ in range(count):
+                width_ms, buckets = _RING.unpack_from(data, at)
+                at += _RING.size
+                stored[width_ms] = _ring_from_bytes(data[at : at + 24 * buckets])
+                at += 24 * buckets
+            if at != len(data):
+                raise ValueError(f"{len(data) - at} bytes left over")
+        except (struct.error, ValueError) as exc:
+            msg = f"stored session windows are malformed ({exc!r}); drop the entry"
+            raise StateError(msg) from None
+        windows.newest_ms = None if newest == NO_MS else newest
+        windows.first_ms = None if first == NO_MS else first
+        windows._rings = [stored.get(w, array("q")) for w in spec.ring_spans]
+        windows._recount()
+        windows._prune()
+        return windows
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], spec: WindowSpec) -> "SpendWindows":
@@ -332,5 +460,6 @@ class SpendWindows:
         except (KeyError, TypeError, ValueError, OverflowError, AttributeError) as exc:
             msg = f"stored session windows are malformed ({exc!r}); drop the entry"
             raise StateError(msg) from None
+        windows._recount()
         windows._prune()
         return windows

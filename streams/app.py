@@ -2,6 +2,7 @@
 
 import faust
 
+from streams.breaker_service import install_breaker
 from streams.chargeback_api import install_chargeback_api
 from streams.ingest import EventIngest
 from streams.ledger import LedgerProcessor
@@ -37,6 +38,7 @@ def create_app(settings: Settings, store: Store) -> tuple[faust.App, EventIngest
     )
     ingest = EventIngest(settings, store)
     ingest.processors.append(LedgerProcessor(settings, store, ingest))
+    install_breaker(app, settings, store, ingest)
     install_routes(app, ingest)
     install_chargeback_api(app, install_positions(app, settings))
 

@@ -136,6 +136,28 @@ def _add_statement(sub: Any) -> None:
     statement.set_defaults(run=_statement)
 
 
+def _admin(args: argparse.Namespace) -> None:
+    import asyncio
+
+    from models.errors import SpendstreamError
+    from models.policy import policy_table
+    from streams.admin import policy_command, send_alone, unfreeze_command
+    from streams.topics import Topics
+
+    settings = Settings()
+    try:
+        if args.command == "unfreeze":
+            command = unfreeze_command(args.session_id, args.by)
+            done = f"unfreeze of session {args.session_id}"
+        else:
+            command = policy_command(policy_table(args.file), args.by)
+            done = f"set_policy from {args.file}"
+    except SpendstreamError as exc:
+        sys.exit(f"spendstream: {exc}")
+    asyncio.run(send_alone(settings, command))
+    print(f"sent {done} to {Topics(settings.topic_prefix).admin}")
+
+
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(
         prog="spendstream", description="spend monitor for AI gateways, on Kafka"
@@ -171,6 +193,15 @@ def parser() -> argparse.ArgumentParser:
     trips.set_defaults(run=_trips)
 
     _add_statement(sub)
+    unfreeze = sub.add_parser("unfreeze", help="unfreeze a session (spend.admin)")
+    unfreeze.add_argument("session_id")
+    unfreeze.add_argument("--by", default="cli", help="who asks, for the record")
+    unfreeze.set_defaults(run=_admin)
+
+    policy = sub.add_parser("set-policy", help="replace the breaker policy everywhere")
+    policy.add_argument("file", type=Path, help="a .toml, .yaml or .yml policy file")
+    policy.add_argument("--by", default="cli", help="who asks, for the record")
+    policy.set_defaults(run=_admin)
 
     schema = sub.add_parser("schema", help="write the records' JSON Schemas")
     schema.add_argument("--out", type=Path, default=Path("schemas"))

@@ -542,6 +542,30 @@ def chargeback(store: Store, facts: RunFacts) -> RenderableType:
     return table
 
 
+def breaker_trips(store: Store, facts: RunFacts) -> RenderableType:
+    """Sessions the velocity breaker froze, by rule, with session and agent."""
+    rows = store.query(
+        "SELECT rule, session_id, agent, window_s, events, spend_usd,"
+        " threshold_usd, threshold_events"
+        " FROM {db}.breaker_trips FINAL ORDER BY rule, ts"
+    )
+    table = Table(
+        title="Breaker trips (sessions frozen)",
+        caption=None if rows else "no session tripped the breaker",
+    )
+    table.add_column("rule")
+    table.add_column("session", no_wrap=True)
+    table.add_column("agent")
+    table.add_column("tripped on")
+    for rule, session_id, agent, window_s, events, spend, usd, most in rows:
+        if most:
+            why = f"{events:,} events in {window_s} s, over {most:,}"
+        else:
+            why = f"{cents(spend)} in {window_s} s, over {cents(usd)}"
+        table.add_row(rule, session_id, agent, why)
+    return table
+
+
 SECTIONS: list[Section] = [
     spend_by_department,
     spend_by_agent,
@@ -549,6 +573,7 @@ SECTIONS: list[Section] = [
     totals,
     dead_letters,
     chargeback,
+    breaker_trips,
 ]
 
 

@@ -6,10 +6,19 @@ inside the Faust worker, and keeps its state per batch.
 
 A flush, in this order:
 
-1. wait until every DLQ record of the flush is acknowledged by Kafka;
-2. flush the processors (`streams.processors`): their outputs land first;
+1. cut it on the event loop: the records read so far, and each processor's
+   `flush` (`streams.processors`), which starts writing its outputs;
+2. land it in the background while the loop keeps reading, one flush at a
+   time and in order: wait until Kafka acknowledges its DLQ records and each
+   processor's outputs (`flushed`); their outputs land first;
 3. write the flush to ClickHouse (`Store.write_flush`), retrying until it lands;
 4. commit the consumer offsets.
+
+Landing in the background keeps the loop from waiting on ClickHouse (a write
+takes up to a few hundred ms under load, which trip latency would pay). The
+next flush is cut only once the previous one has landed, unless it grows past
+twice `flush_events`: then the loop waits. Revoking partitions and stopping
+land everything first.
 
 A crash after 3 and before 4 replays records that ClickHouse holds already:
 records at or below a partition's high water (`Store.high_water`) are skipped,
@@ -93,6 +102,8 @@ class EventIngest(Service):
         self._consumer: AIOKafkaConsumer | None = None
         self._producer: AIOKafkaProducer | None = None
         self._loop_task: asyncio.Task[None] | None = None
+        self._landing: asyncio.Task[None] | None = None
+        self._landing_offsets: dict[TopicPartition, int] = {}
 
     async def on_start(self) -> None:
         s = self.settings
@@ -122,12 +133,17 @@ class EventIngest(Service):
         log.info("reading topic=%s group=%s-events", self.topic, s.app_id)
 
     async def on_stop(self) -> None:
-        """Stop reading, flush what is held, commit, and close."""
-        if self._loop_task is not None:
-            self._loop_task.cancel()
-            await asyncio.gather(self._loop_task, return_exceptions=True)
+        """Stop reading, flush what is held, commit, and close.
+
+        The loop is cancelled only between polls (under the lock): cancelled
+        inside a flush, it would drop the flush it had already taken.
+        """
         async with self.lock:
-            await self._flush()
+            if self._loop_task is not None:
+                self._loop_task.cancel()
+                await asyncio.gather(self._loop_task, return_exceptions=True)
+            await self._flush(wait=True)
+            await self._drain()
         if self._consumer is not None:
             await self._consumer.stop()
         if self._producer is not None:
@@ -167,7 +183,7 @@ class EventIngest(Service):
                 for processor in self.processors:
                     await processor.after_poll()
                 if self._flush_due():
-                    await self._flush()
+                    await self._flush(wait=False)
                 self._measure_lag()
 
     def _flush_due(self) -> bool:
@@ -265,16 +281,43 @@ class EventIngest(Service):
             for key, t in rollup.items()
         ]
 
-    async def _flush(self) -> None:
-        """Land the held flush; the steps are numbered in the module docstring."""
+    async def _flush(self, *, wait: bool) -> None:
+        """Cut the held flush and start landing it (steps in the module docstring).
+
+        With a flush still landing, a new one is cut only if `wait`, or once
+        the held one is twice `flush_events`; meanwhile the loop reads on.
+        """
+        if self._landing is not None and not self._landing.done():
+            if not wait and self.flush.records < 2 * self.settings.flush_events:
+                return
+            await self._drain()
         flush, self.flush = self.flush, Flush()
         if not flush.offsets:
             return
+        for processor in self.processors:
+            await processor.flush()
+        self._landing_offsets = flush.offsets
+        self._landing = asyncio.create_task(self._land(flush), name="land-flush")
+        self._landing.add_done_callback(self._landed)
+
+    async def _drain(self) -> None:
+        """Wait until the flush being landed, if any, has landed."""
+        if self._landing is not None:
+            await asyncio.shield(self._landing)
+
+    def _landed(self, task: asyncio.Task[None]) -> None:
+        exc = None if task.cancelled() else task.exception()
+        if exc is not None:
+            log.error("landing a flush failed; stopping the worker")
+            self._crashing = asyncio.ensure_future(self.crash(exc))
+
+    async def _land(self, flush: Flush) -> None:
+        """Wait for the flush's Kafka outputs, write ClickHouse, then commit."""
         started_s = time.monotonic()
         for send in flush.dlq_sends:
             await (await send)
         for processor in self.processors:
-            await processor.flush()
+            await processor.flushed()
         minutes = self._minute_rows(flush)
         await self._write(flush.seen, minutes)
         for tp, offset in flush.offsets.items():
@@ -291,6 +334,7 @@ class EventIngest(Service):
         }
         if commit:
             await self._commit(commit)
+        self._landing_offsets = {}
         metrics.FLUSH_SECONDS.observe(time.monotonic() - started_s)
         log.debug("flushed records=%d rows=%d", flush.records, len(minutes))
 
@@ -363,9 +407,10 @@ class EventIngest(Service):
         return PartitionState(high_water, window, last_read=done, last_flushed=done)
 
     async def on_revoked(self, revoked: list[TopicPartition]) -> None:
-        """Flush what is held for partitions leaving this worker, then forget them."""
+        """Land what is held for partitions leaving this worker, then forget them."""
         async with self.lock:
-            await self._flush()
+            await self._flush(wait=True)
+            await self._drain()
         for tp in revoked:
             self.partitions.pop(tp.partition, None)
         for processor in self.processors:
@@ -384,7 +429,7 @@ class EventIngest(Service):
         for partition, state in sorted(self.partitions.items()):
             tp = TopicPartition(self.topic, partition)
             end = self._consumer.highwater(tp) if self._consumer else None
-            pending = tp in self.flush.offsets
+            pending = tp in self.flush.offsets or tp in self._landing_offsets
             parts[str(partition)] = {
                 "read": state.last_read,
                 "flushed": state.last_flushed,

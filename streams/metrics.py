@@ -52,3 +52,45 @@ POSITIONS_RECORDS = Counter(
     ["outcome"],
 )
 """outcome: applied, duplicate (applied before, or produced twice), invalid."""
+BREAKER_EVENTS = Counter(
+    "spendstream_breaker_events",
+    "Events the breaker saw, by arrival: on_time, late, too_late, after_trip",
+    ["outcome"],
+)
+BREAKER_TRIPS = Counter(
+    "spendstream_breaker_trips", "Sessions frozen by the breaker, by rule", ["rule"]
+)
+BREAKER_UNFREEZES = Counter(
+    "spendstream_breaker_unfreezes", "Unfrozen records published by this worker"
+)
+BREAKER_SESSIONS = Gauge(
+    "spendstream_breaker_sessions", "Breaker sessions held in memory (all partitions)"
+)
+BREAKER_EXPIRED = Counter(
+    "spendstream_breaker_expired", "Idle breaker sessions forgotten (tombstoned)"
+)
+BREAKER_STATE_RECORDS = Counter(
+    "spendstream_breaker_state_records",
+    "Breaker changelog records, by direction: written, restored, dropped (corrupt)",
+    ["direction"],
+)
+BREAKER_RESTORE_SECONDS = Histogram(
+    "spendstream_breaker_restore_seconds",
+    "Time to restore an events partition's breaker sessions from the changelog",
+    buckets=(0.01, 0.05, 0.1, 0.5, 1, 2.5, 5, 10, 30, 60),
+)
+ALERTS = Counter(
+    "spendstream_alerts",
+    "Webhook alerts, by outcome: sent, retried, failed (gave up), dropped (queue full)",
+    ["outcome"],
+)
+ADMIN_COMMANDS = Counter(
+    "spendstream_admin_commands",
+    "Admin commands read, by command and outcome: applied, ignored, invalid",
+    ["command", "outcome"],
+)
+FORWARDED = Counter(
+    "spendstream_forwarded_requests",
+    "HTTP requests forwarded to the worker that owns the key, by outcome",
+    ["outcome"],
+)

@@ -1,17 +1,21 @@
 """The steps of the events path that see every accepted event.
 
 The ingest (`streams.ingest.EventIngest`) calls a processor's hooks in this
-order, all on the event loop and under the ingest's lock:
+order, all on the event loop and, but for `flushed`, under the ingest's lock:
 
 1. `add` with each partition's accepted events of one poll (valid, not
    duplicates, not already in ClickHouse);
 2. `after_poll` once per poll: act now (a breaker trip cannot wait a flush);
-3. `flush` before the flush's rollup marks the offsets done in ClickHouse:
-   whatever a processor must not lose (ClickHouse rows, Kafka records) is
-   written and acknowledged here. A crash after `flush` replays the records,
-   so what a processor writes must be idempotent (ids derived from events);
-4. `on_assigned` / `on_revoked` when events partitions come and go; the
-   ingest flushes before revoking.
+3. `flush` when the ingest cuts a flush: whatever a processor must not lose
+   (ClickHouse rows, Kafka records) is written, or its writing started, here;
+4. `flushed` in the background landing of that flush, before its rollup
+   marks the offsets done in ClickHouse: wait until what `flush` started is
+   written and acknowledged (a processor that waits in `flush` has nothing
+   left to do). The next `flush` comes only after `flushed` returned. A
+   crash after `flushed` replays the records, so what a processor writes must
+   be idempotent (ids derived from events);
+5. `on_assigned` / `on_revoked` when events partitions come and go; the
+   ingest lands every flush before revoking.
 """
 
 from models.events import CostEvent
@@ -27,7 +31,10 @@ class EventProcessor:
         """Act on what the poll brought, without waiting for a flush."""
 
     async def flush(self) -> None:
-        """Make durable what was added since the last flush."""
+        """Make durable, or start making durable, what was added since the last."""
+
+    async def flushed(self) -> None:
+        """Wait until what the last `flush` started is durable."""
 
     async def on_assigned(self, partitions: list[int]) -> None:
         """Restore state for events partitions now owned by this worker."""

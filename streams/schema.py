@@ -9,6 +9,10 @@ worker where ClickHouse ends (see `streams.store.Store.high_water`).
 datetimes for a DateTime64 column costs several times more per row, and this
 table takes a row per event.
 
+`breaker_trips` holds one row per freeze (not unfreezes: those are on the
+trip topic). A replay after a crash writes a trip again with the same
+`trip_id`; the ReplacingMergeTree keeps one, so read it with FINAL.
+
 No table has a PARTITION BY: one INSERT then lands as one part, which is what
 makes a flush all-or-nothing on a single server.
 
@@ -84,7 +88,27 @@ CREATE TABLE IF NOT EXISTS {db}.ledger_checkpoints (
 ORDER BY (src_topic, src_partition)
 """
 
-TABLES = [SPEND_MINUTE, SEEN_EVENTS, LEDGER_ENTRIES, LEDGER_CHECKPOINTS]
+BREAKER_TRIPS = """
+CREATE TABLE IF NOT EXISTS {db}.breaker_trips (
+    trip_id String,
+    ts DateTime64(3, 'UTC'),
+    session_id String,
+    agent LowCardinality(String),
+    principal LowCardinality(String),
+    rule LowCardinality(String),
+    window_s UInt32,
+    spend_usd Decimal(38, 9),
+    threshold_usd Decimal(38, 9),
+    rate_usd_per_s Decimal(38, 9),
+    events UInt64,
+    threshold_events UInt64,
+    event_id String,
+    detected_at DateTime64(3, 'UTC')
+) ENGINE = ReplacingMergeTree
+ORDER BY trip_id
+"""
+
+TABLES = [SPEND_MINUTE, SEEN_EVENTS, LEDGER_ENTRIES, LEDGER_CHECKPOINTS, BREAKER_TRIPS]
 
 SPEND_MINUTE_COLUMNS = [
     "minute",
@@ -130,4 +154,21 @@ LEDGER_CHECKPOINT_COLUMNS = [
     "state",
     "prev_offset",
     "prev_state",
+]
+
+BREAKER_TRIPS_COLUMNS = [
+    "trip_id",
+    "ts",
+    "session_id",
+    "agent",
+    "principal",
+    "rule",
+    "window_s",
+    "spend_usd",
+    "threshold_usd",
+    "rate_usd_per_s",
+    "events",
+    "threshold_events",
+    "event_id",
+    "detected_at",
 ]

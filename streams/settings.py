@@ -63,3 +63,22 @@ class Settings(BaseSettings):
     positions_batch_s: float = Field(
         0.5, gt=0, description="or what arrived within this long"
     )
+    web_url: str | None = Field(
+        None, description="how other workers reach this one; default from host, port"
+    )
+    alert_webhook: str | None = Field(None, description="JSON POST per breaker trip")
+    alert_queue_max: int = Field(1_000, ge=1, description="alerts waiting to be sent")
+    alert_attempts: int = Field(5, ge=1, description="tries per alert")
+    alert_backoff_s: float = Field(0.5, gt=0, description="first retry delay, doubled")
+    alert_timeout_s: float = Field(5.0, gt=0)
+    admin_catch_up_timeout_s: float = Field(
+        30.0, gt=0, description="wait at most this long for spend.admin at start"
+    )
+    breaker_sweep_max: int = Field(
+        10_000, ge=1, description="idle sessions examined per flush for expiry"
+    )
+
+    @property
+    def advertised_url(self) -> str:
+        """The base URL other workers forward requests to."""
+        return self.web_url or f"http://{self.web_host}:{self.web_port}"

@@ -132,6 +132,15 @@ class Store:
                 column_names=schema.SPEND_MINUTE_COLUMNS,
             )
 
+    def write_trips(self, rows: Sequence[Sequence[Any]]) -> None:
+        """Insert breaker trips; a trip written again keeps one row (read FINAL)."""
+        if rows:
+            self.client.insert(
+                f"{self.db}.breaker_trips",
+                rows,
+                column_names=schema.BREAKER_TRIPS_COLUMNS,
+            )
+
     def high_water(self, topic: str) -> dict[int, int]:
         """The last source offset per partition that `spend_minute` holds."""
         rows = self.query(

@@ -57,6 +57,15 @@ class Topics:
         """Changelog of the chargeback positions table (internal, compacted)."""
         return self.name("chargeback-positions-changelog")
 
+    def breaker_state(self) -> str:
+        """Compacted changelog of breaker sessions, co-partitioned with events."""
+        return self.name("breaker-state")
+
+    @property
+    def workers(self) -> str:
+        """Compacted: each worker's owned events partitions and web URL."""
+        return self.name("workers")
+
 
 @dataclass(frozen=True)
 class TopicSpec:
@@ -75,12 +84,15 @@ def topic_specs(settings: Settings) -> list[TopicSpec]:
         TopicSpec(topics.events, inputs, big),
         TopicSpec(topics.grants, inputs),
         TopicSpec(topics.tasks, inputs),
-        TopicSpec(topics.admin, 1),
+        # Kept for good: every worker reads it whole at start (policy, unfreezes).
+        TopicSpec(topics.admin, 1, {"retention.ms": "-1"}),
         TopicSpec(topics.breaker_trips, outputs),
         TopicSpec(topics.grant_status, outputs),
         TopicSpec(topics.ledger, outputs),
         TopicSpec(topics.dlq, 1, big),
         TopicSpec(topics.positions_changelog, outputs, {"cleanup.policy": "compact"}),
+        TopicSpec(topics.breaker_state, inputs, {"cleanup.policy": "compact"}),
+        TopicSpec(topics.workers, 1, {"cleanup.policy": "compact"}),
     ]
 
 

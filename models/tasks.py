@@ -32,6 +32,7 @@ from models.errors import InvalidRecord
 from models.events import CostEvent
 from models.records import TaskRecord
 from models.task_tally import TaskActuals, TaskTally
+from models.task_usage import TaskUsage
 
 STATE_FORMAT = 1
 """The version of `TaskTracker.to_state`'s shape; bump it when the shape changes."""
@@ -104,6 +105,19 @@ class TaskTracker:
         elif event.task_id is not None:
             self._touch(event.task_id, ts_s).add(event)
         return self._advance(ts_s)
+
+    def on_usage(self, task_id: str, usage: TaskUsage) -> list[FinishedTask]:
+        """Count a usage delta (several events at once) like `on_event`.
+
+        A negative delta takes back what a replayed batch sent before
+        (`models.usage_replay`); for a task no longer open there is nothing
+        to take back, so it is ignored.
+        """
+        if task_id in self.released:
+            self.late_events += max(usage.events, 0)
+        elif usage.events >= 0 or task_id in self.tallies:
+            self._touch(task_id, usage.newest_s).add_usage(usage)
+        return self._advance(usage.newest_s)
 
     def on_task(self, record: TaskRecord) -> list[FinishedTask]:
         """Take a task record; return the tasks now due."""

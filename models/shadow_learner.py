@@ -2,8 +2,9 @@
 
 The learner reads its log (`models.task_log`) entry by entry. `take` moves
 usage into the open tasks (`models.usage_replay`, `models.tasks`), holds
-finished records at the gate (`models.task_gate`) and returns the tasks now
-due; `learn` runs progressive validation on one of them. A checkpoint holds
+finished records at the gate until the events path has caught up with them
+(`models.task_gate`) and returns the tasks now due; `learn` runs
+progressive validation on one of them. A checkpoint holds
 all of it with the log offset it stands at, so a learner restored from it
 and fed the entries after that offset ends where an uninterrupted one would.
 
@@ -22,7 +23,7 @@ from models.shadow import ShadowModel
 from models.shadow_eval import ShadowPrediction, learn_finished
 from models.task_gate import ReleaseGate
 from models.task_log import LogEntry
-from models.task_usage import UsageBatch
+from models.task_usage import ProgressReport, UsageBatch
 from models.tasks import FinishedTask, TaskTracker
 from models.usage_replay import UsageReplay
 
@@ -53,7 +54,10 @@ class ShadowLearner:
         if isinstance(entry, UsageBatch):
             for task_id, usage in self.replay.apply(entry).items():
                 due += self.tracker.on_usage(task_id, usage)
-            self.gate.report(entry, position)
+            self.gate.usage(entry)
+            due += self._release()
+        elif isinstance(entry, ProgressReport):
+            self.gate.progress(entry)
             due += self._release()
         elif entry.status == "finished":
             self.gate.hold(entry, position)

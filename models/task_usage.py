@@ -1,9 +1,9 @@
 """Per-task usage from cost events: what the events path tells the shadow learner.
 
 The events path sums, per poll and events partition, the accepted events that
-carry a `task_id` (`UsageAggregator`) and sends them as one `UsageBatch`. A
-batch also reports how far that partition's ingest has got (`newest_s`,
-`caught_up`), which is what the learner's `models.task_gate` waits on.
+carry a `task_id` (`UsageAggregator`) and sends them as one `UsageBatch`, and
+every few seconds a `ProgressReport` of how far its partitions have got, which
+is what the learner's `models.task_gate` waits on.
 
 >>> from datetime import UTC, datetime
 >>> from models.events import CostEvent
@@ -112,15 +112,13 @@ class UsageBatch:
     read, and `part` numbers the batches sent under one marker from 0. A
     crash replays the events after the marker, under the same marker, from
     part 0 again: that is how the learner tells a replay from new usage.
-    `partitions` is how many partitions the events topic has.
+    `newest_s` is the newest event time the partition has accepted so far.
     """
 
     partition: int
     marker: int
     part: int
-    partitions: int
     newest_s: float | None
-    caught_up: bool
     tasks: dict[str, TaskUsage] = field(default_factory=dict)
 
     def to_json_dict(self) -> dict[str, Any]:
@@ -129,23 +127,18 @@ class UsageBatch:
             "partition": self.partition,
             "marker": self.marker,
             "part": self.part,
-            "partitions": self.partitions,
             "newest_s": self.newest_s,
-            "caught_up": self.caught_up,
             "tasks": {task_id: u.to_json() for task_id, u in self.tasks.items()},
         }
 
     @classmethod
     def from_json_dict(cls, value: dict[str, Any]) -> "UsageBatch":
         """Read `to_json_dict`; raises KeyError, TypeError or ValueError."""
-        newest_s = value["newest_s"]
         return cls(
             partition=_int(value["partition"]),
             marker=_int(value["marker"]),
             part=_int(value["part"]),
-            partitions=_int(value["partitions"]),
-            newest_s=None if newest_s is None else float(newest_s),
-            caught_up=bool(value["caught_up"]),
+            newest_s=_float_or_none(value["newest_s"]),
             tasks={
                 str(task_id): TaskUsage.from_json(usage)
                 for task_id, usage in value["tasks"].items()
@@ -153,7 +146,50 @@ class UsageBatch:
         )
 
 
+@dataclass(frozen=True, slots=True)
+class ProgressReport:
+    """How far one worker's events partitions have got.
+
+    The worker reads the learner's log end (`log_end`) first, then the end
+    offsets of its events partitions; `caught_up` lists those whose ingest
+    had read up to that end. In that order, every task record below
+    `log_end` was written before the partitions were seen caught up, so the
+    events its gateway sent before it have been read, and their usage
+    precedes this report in the log. `partitions` counts the events topic's
+    partitions; `newest_s` is each owned partition's newest accepted event
+    time (None before the first).
+    """
+
+    partitions: int
+    log_end: int
+    newest_s: dict[int, float | None]
+    caught_up: frozenset[int] = frozenset()
+
+    def to_json_dict(self) -> dict[str, Any]:
+        """The report as JSON-ready values."""
+        return {
+            "partitions": self.partitions,
+            "log_end": self.log_end,
+            "newest_s": {str(p): t for p, t in self.newest_s.items()},
+            "caught_up": sorted(self.caught_up),
+        }
+
+    @classmethod
+    def from_json_dict(cls, value: dict[str, Any]) -> "ProgressReport":
+        """Read `to_json_dict`; raises KeyError, TypeError or ValueError."""
+        return cls(
+            partitions=_int(value["partitions"]),
+            log_end=_int(value["log_end"]),
+            newest_s={int(p): _float_or_none(t) for p, t in value["newest_s"].items()},
+            caught_up=frozenset(_int(p) for p in value["caught_up"]),
+        )
+
+
 def _int(value: Any) -> int:
     if type(value) is not int:
         raise TypeError(f"expected an integer, got {value!r}")
     return value
+
+
+def _float_or_none(value: Any) -> float | None:
+    return None if value is None else float(value)

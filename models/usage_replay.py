@@ -12,8 +12,7 @@ progress can be replayed, so one open marker per partition is enough.
 >>> from models.task_usage import TaskUsage, UsageBatch
 >>> def batch(part, cost):
 ...     usage = TaskUsage(1, 10, Decimal(cost), 0.0)
-...     return UsageBatch(0, marker=41, part=part, partitions=1, newest_s=0.0,
-...         caught_up=True, tasks={"t1": usage})
+...     return UsageBatch(0, marker=41, part=part, newest_s=0.0, tasks={"t1": usage})
 >>> replay = UsageReplay()
 >>> _ = replay.apply(batch(0, "0.1")), replay.apply(batch(1, "0.2"))
 >>> replay.apply(batch(0, "0.1"))["t1"]  # the crash replays part 0: take back both

@@ -13,7 +13,7 @@ from models.shadow_eval import ShadowPrediction
 from models.shadow_learner import ShadowLearner, checkpoint_header
 from models.task_gate import ReleaseGate
 from models.task_log import LogEntry
-from models.task_usage import UsageAggregator, UsageBatch
+from models.task_usage import ProgressReport, UsageAggregator, UsageBatch
 from models.tasks import TaskTracker
 from tests.unit.task_history import generate
 from tests.unit.task_stream import Item, task_stream
@@ -28,14 +28,14 @@ def fresh() -> ShadowLearner:
 
 
 def log_of(items: list[Item], poll: int = 5) -> list[LogEntry]:
-    """Records as they come; events summed into a usage batch every `poll`."""
-    entries: list[LogEntry] = []
+    """Records as they come; events summed into a usage batch every `poll`;
+    progress reports first (one events partition) and last (caught up)."""
+    entries: list[LogEntry] = [ProgressReport(1, 0, {0: None})]
     sums, part, pending = UsageAggregator(), 0, 0
 
-    def send(caught_up: bool) -> None:
+    def send() -> None:
         nonlocal part, pending
-        tasks = sums.drain()
-        entries.append(UsageBatch(0, -1, part, 1, sums.newest_s, caught_up, tasks))
+        entries.append(UsageBatch(0, -1, part, sums.newest_s, sums.drain()))
         part, pending = part + 1, 0
 
     for item in items:
@@ -43,10 +43,12 @@ def log_of(items: list[Item], poll: int = 5) -> list[LogEntry]:
             sums.add([item])
             pending += 1
             if pending == poll:
-                send(caught_up=False)
+                send()
         else:
             entries.append(item)
-    send(caught_up=True)
+    send()
+    progress = {0: sums.newest_s}
+    entries.append(ProgressReport(1, len(entries), progress, frozenset({0})))
     return entries
 
 
@@ -71,12 +73,13 @@ def test_every_task_is_learnt_once_with_its_exact_actuals() -> None:
 def test_a_finished_record_ahead_of_its_last_steps_waits_for_them() -> None:
     entries = log_of(list(task_stream(HISTORY[:3], T0)), poll=1000)
     # Every event lands in the one batch at the end, after all three finishes.
-    assert isinstance(entries[-1], UsageBatch) and len(entries[-1].tasks) == 3
+    batch = entries[-2]
+    assert isinstance(batch, UsageBatch) and len(batch.tasks) == 3
     learner = fresh()
 
-    assert run(learner, entries[:-1]) == []
+    assert run(learner, entries[:-2]) == []
     assert len(learner.gate.held) == 3
-    predictions = run(learner, entries, first=len(entries) - 1)
+    predictions = run(learner, entries, first=len(entries) - 2)
     assert [p.actuals for p in predictions] == [a for _, a in HISTORY[:3]]
 
 

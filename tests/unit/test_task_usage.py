@@ -12,8 +12,14 @@ from models.codec import dumps, loads
 from models.errors import InvalidRecord
 from models.events import CostEvent
 from models.records import TaskRecord
-from models.task_log import decode_log_entry, encode_task, encode_usage
-from models.task_usage import TaskUsage, UsageAggregator, UsageBatch
+from models.task_log import (
+    decode_log_entry,
+    decode_task_record,
+    encode_progress,
+    encode_task,
+    encode_usage,
+)
+from models.task_usage import ProgressReport, TaskUsage, UsageAggregator, UsageBatch
 from models.tasks import TaskTracker
 from models.usage_replay import UsageReplay
 
@@ -50,10 +56,12 @@ def test_the_aggregator_sums_task_events_and_tracks_the_newest_time() -> None:
 
 def test_batches_and_task_records_round_trip_through_the_log() -> None:
     usage = TaskUsage(3, 120, Decimal("0.123456789"), 1.5)
-    batch = UsageBatch(2, 41, 0, 4, None, True, {"t1": usage})
+    batch = UsageBatch(2, 41, 0, None, {"t1": usage})
+    report = ProgressReport(4, 77, {0: None, 3: 12.5}, frozenset({3}))
     record = TaskRecord(status="started", task_id="t1", ts=T0, prompt="hi", k="v")
 
     assert decode_log_entry(encode_usage(batch)) == batch
+    assert decode_log_entry(encode_progress(report)) == report
     assert decode_log_entry(encode_task(record)) == record
     assert decode_log_entry(encode_task(record)).model_extra == {"k": "v"}
 
@@ -61,10 +69,12 @@ def test_batches_and_task_records_round_trip_through_the_log() -> None:
 @pytest.mark.parametrize(
     ("value", "reason"),
     [
-        ({"kind": "gossip"}, "neither task nor usage"),
+        ({"kind": "gossip"}, "is not task, usage or progress"),
+        ({"kind": ["usage"]}, "is not task, usage or progress"),
         ({"kind": "task", "record": "t1"}, "has no record object"),
         ({"kind": "task", "record": {"task_id": "t1"}}, "status: field required"),
-        ({"kind": "usage", "partition": 0}, "invalid usage batch"),
+        ({"kind": "usage", "partition": 0}, "invalid usage entry"),
+        ({"kind": "progress", "partitions": 1}, "invalid progress entry"),
     ],
 )
 def test_a_damaged_log_entry_is_refused_with_a_reason(
@@ -74,8 +84,32 @@ def test_a_damaged_log_entry_is_refused_with_a_reason(
         decode_log_entry(dumps(value))
 
 
+STARTED = {"status": "started", "task_id": "t1", "ts": "2026-11-02T09:00:00Z"}
+
+
+@pytest.mark.parametrize(
+    ("value", "reason"),
+    [
+        (b'{"status": "started", ', "malformed JSON"),
+        (dumps({**STARTED, "agent": "coder"}), "prompt is missing"),
+        (dumps({**STARTED, "prompt": "  ", "agent": "coder"}), "prompt is empty"),
+        (dumps({**STARTED, "prompt": "x" * 100_001, "agent": "c"}), "byte limit"),
+        (dumps({**STARTED, "prompt": "fix it"}), "agent: field required"),
+        (dumps({**STARTED, "status": "paused"}), "status: input should be"),
+    ],
+)
+def test_a_bad_task_record_is_refused_before_the_log(value: bytes, reason: str) -> None:
+    with pytest.raises(InvalidRecord, match=reason):
+        decode_task_record(value)
+
+
+def test_a_finished_record_needs_no_features() -> None:
+    finished = {**STARTED, "status": "finished", "outcome": "ok"}
+    assert decode_task_record(dumps(finished)).outcome == "ok"
+
+
 def test_usage_counts_must_be_integers() -> None:
-    value = loads(encode_usage(UsageBatch(0, -1, 0, 1, None, False)))
+    value = loads(encode_usage(UsageBatch(0, -1, 0, None)))
     value["tasks"] = {"t1": [1.5, 3, "0.1", 0.0]}
     with pytest.raises(InvalidRecord, match="must be integers"):
         decode_log_entry(dumps(value))
@@ -107,7 +141,7 @@ EVENTS = st.lists(
 def _batch(events: list[CostEvent], marker: int, part: int) -> UsageBatch:
     sums = UsageAggregator()
     sums.add(events)
-    return UsageBatch(0, marker, part, 1, sums.newest_s, False, sums.drain())
+    return UsageBatch(0, marker, part, sums.newest_s, sums.drain())
 
 
 @settings(max_examples=200, deadline=None)

@@ -4,6 +4,7 @@ import faust
 
 from streams.ingest import EventIngest
 from streams.settings import Settings
+from streams.shadow import install_shadow
 from streams.store import Store
 from streams.web import install_routes
 
@@ -34,6 +35,7 @@ def create_app(settings: Settings, store: Store) -> tuple[faust.App, EventIngest
     )
     ingest = EventIngest(settings, store)
     install_routes(app, ingest)
+    install_shadow(app, ingest, settings, store)
 
     @app.on_before_shutdown.connect
     async def flush_first(app: faust.App, **kwargs: object) -> None:

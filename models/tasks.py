@@ -223,15 +223,19 @@ class TaskTracker:
             msg = f"task tracker state format {found!r} is not {STATE_FORMAT}"
             raise InvalidRecord(msg)
         try:
-            tracker = cls(*state["settings"])
+            # `models.codec.loads` reads JSON fractions as Decimal: times and
+            # settings are floats here, so they are converted on the way in.
+            ttl_s, settle_s, max_tasks = state["settings"]
+            tracker = cls(float(ttl_s), float(settle_s), int(max_tasks))
             if state["newest_s"] is not None:
                 tracker.newest_s = float(state["newest_s"])
             counters = state["counters"]
             tracker.expired, tracker.evicted_early, tracker.late_events = counters
             for task_id, tally in state["tallies"].items():
                 tracker.tallies[task_id] = TaskTally.from_state(tally)
-            tracker.finishing.update(state["finishing"])
-            tracker.released.update(state["released"])
+            for name in ("finishing", "released"):
+                times = getattr(tracker, name)
+                times.update((k, float(t)) for k, t in state[name].items())
         except (KeyError, TypeError, ValueError) as exc:
             raise InvalidRecord(f"task tracker state is damaged: {exc!r}") from None
         return tracker

@@ -24,7 +24,8 @@ HISTORY = generate(80, seed=3)
 
 def fresh() -> ShadowLearner:
     model = ShadowModel(min_tasks=20)
-    return ShadowLearner(model, TaskTracker(settle_s=0), ReleaseGate(settle_s=2))
+    tracker = TaskTracker(ttl_s=3_600.5, settle_s=0.0)  # fractions, as JSON has them
+    return ShadowLearner(model, tracker, ReleaseGate(settle_s=2.5))
 
 
 def log_of(items: list[Item], poll: int = 5) -> list[LogEntry]:

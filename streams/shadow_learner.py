@@ -82,7 +82,10 @@ class ShadowLearnerService(Service):
         self.resumed_from: dict[str, Any] | None = None
         self.learnt_here = 0
         self._since_publish = 0
-        self._checkpointed = (-1, time.monotonic())
+        self.checkpointed = _about(None)
+        """Where the last checkpoint taken (or resumed from) stands; a failed
+        write is counted in metrics, not retried before the next one is due."""
+        self._checkpointed_s = time.monotonic()
         self._consumer: AIOKafkaConsumer | None = None
         self._producer: AIOKafkaProducer | None = None
         self._loop_task: asyncio.Task[None] | None = None
@@ -172,7 +175,8 @@ class ShadowLearnerService(Service):
                 await self.consumer.seek_to_beginning(self.tp)
             else:
                 self.consumer.seek(self.tp, learner.log_offset + 1)
-            self._checkpointed = (learner.log_offset, time.monotonic())
+            self.checkpointed = _about(learner)
+            self._checkpointed_s = time.monotonic()
             if learner.model.n_learnt:
                 await self._send_model(learner.model.to_bytes())
 
@@ -192,11 +196,7 @@ class ShadowLearnerService(Service):
             log.error("learner starts afresh: %s", exc)
             return self._fresh()
         learner.model.min_tasks = s.shadow_min_tasks
-        self.resumed_from = {
-            "log_offset": learner.log_offset,
-            "model_version": learner.model.model_version,
-            "n_learnt": learner.model.n_learnt,
-        }
+        self.resumed_from = _about(learner)
         log.info(
             "learner resumed log_offset=%d model_version=%d n_learnt=%d",
             learner.log_offset,
@@ -279,17 +279,17 @@ class ShadowLearnerService(Service):
         s = self.settings
         if self._since_publish >= s.shadow_publish_tasks:
             return True
-        offset, at_s = self._checkpointed
+        offset = self.checkpointed["log_offset"]
         behind = self.learner is not None and self.learner.log_offset - offset
         if behind and behind >= REPLAY_ENTRIES:
             return True
-        age_s = time.monotonic() - at_s
+        age_s = time.monotonic() - self._checkpointed_s
         return self._since_publish > 0 and age_s >= s.shadow_publish_interval_s
 
     async def _checkpoint(self) -> None:
         """Checkpoint and publish; the steps are numbered in the module docstring."""
         learner = self.learner
-        if learner is None or learner.log_offset == self._checkpointed[0]:
+        if learner is None or learner.log_offset == self.checkpointed["log_offset"]:
             return
         publish = self._since_publish > 0
         model = learner.model
@@ -304,7 +304,8 @@ class ShadowLearnerService(Service):
         if publish:
             await self._send_model(snapshot)
         self._since_publish = 0
-        self._checkpointed = (learner.log_offset, time.monotonic())
+        self.checkpointed = _about(learner)
+        self._checkpointed_s = time.monotonic()
         await self._commit(learner.log_offset + 1)
         log.info(
             "checkpoint log_offset=%d model_version=%d n_learnt=%d",
@@ -338,7 +339,7 @@ class ShadowLearnerService(Service):
         return {
             "active": True,
             "log_offset": learner.log_offset,
-            "checkpoint_offset": self._checkpointed[0],
+            "checkpoint": self.checkpointed,
             "model_version": learner.model.model_version,
             "n_learnt": learner.model.n_learnt,
             "learnt_here": self.learnt_here,
@@ -346,3 +347,14 @@ class ShadowLearnerService(Service):
             "held_finished": len(learner.gate.held),
             "resumed_from": self.resumed_from,
         }
+
+
+def _about(learner: ShadowLearner | None) -> dict[str, int]:
+    """Where a learner stands: log offset, model version, tasks learnt."""
+    if learner is None:
+        return {"log_offset": -1, "model_version": 0, "n_learnt": 0}
+    return {
+        "log_offset": learner.log_offset,
+        "model_version": learner.model.model_version,
+        "n_learnt": learner.model.n_learnt,
+    }

@@ -23,9 +23,11 @@ def task_stream(
     history: list[tuple[TaskFeatures, TaskActuals]],
     start: datetime,
     spacing_s: float = 60,
+    first: int = 0,
 ) -> Iterator[Item]:
-    """The records and events of every task, in event-time order."""
-    for n, (features, actuals) in enumerate(history):
+    """The records and events of every task, in event-time order; tasks are
+    numbered from `first`, which also starts `first` spacings after `start`."""
+    for n, (features, actuals) in enumerate(history, start=first):
         began = start + timedelta(seconds=n * spacing_s)
         yield from one_task(f"task-{n:05d}", features, actuals, began)
 

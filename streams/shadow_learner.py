@@ -216,24 +216,43 @@ class ShadowLearnerService(Service):
         return ShadowLearner(model, tracker, ReleaseGate(s.shadow_settle_s))
 
     async def _take(self, records: list[ConsumerRecord[bytes, bytes]]) -> None:
-        """Take a poll's entries; learn each task due, yielding in between."""
+        """Take a poll's entries; learn each task due, yielding in between.
+
+        Every `shadow_publish_tasks` tasks a checkpoint is taken, between
+        entries, never inside one: the tasks an entry releases are learnt and
+        their rows written before the checkpoint stands at that entry.
+        """
         learner = self.learner
         assert learner is not None
         rows: list[dict[str, Any]] = []
         for record in records:
             if record.offset <= learner.log_offset:
                 continue
-            try:
-                entry = decode_log_entry(record.value or b"")
-            except InvalidRecord as exc:
-                log.warning("skipped offset=%d reason=%s", record.offset, exc.reason)
-                learner.log_offset = record.offset
-                continue
-            for task in learner.take(record.offset, entry):
+            for task in self._entry(learner, record):
                 row = self._learn(learner, task)
                 if row is not None:
                     rows.append(row)
                 await asyncio.sleep(0)  # estimates get their turn between tasks
+            if self._since_publish >= self.settings.shadow_publish_tasks:
+                await self._land(rows)
+                rows = []
+                await self._checkpoint()
+        await self._land(rows)
+
+    def _entry(
+        self, learner: ShadowLearner, record: ConsumerRecord[bytes, bytes]
+    ) -> list[FinishedTask]:
+        """The tasks a log entry releases; a damaged entry is skipped."""
+        try:
+            entry = decode_log_entry(record.value or b"")
+        except InvalidRecord as exc:
+            log.warning("skipped offset=%d reason=%s", record.offset, exc.reason)
+            learner.log_offset = record.offset
+            return []
+        return learner.take(record.offset, entry)
+
+    async def _land(self, rows: list[dict[str, Any]]) -> None:
+        """Write prediction rows to ClickHouse and update the score metrics."""
         if rows:
             await self._write(rows)
             self._measure()
@@ -273,12 +292,11 @@ class ShadowLearnerService(Service):
             metrics.SHADOW_COVERAGE.labels(target).set(values[f"coverage_{target}"])
 
     def _checkpoint_due(self) -> bool:
-        """After `shadow_publish_tasks` tasks, or `shadow_publish_interval_s` after
-        a task was learnt. Entries that teach nothing (progress reports, usage
-        of open tasks) wait until `REPLAY_ENTRIES` of them would be read again."""
+        """`shadow_publish_interval_s` after a task was learnt (`_take` takes one
+        every `shadow_publish_tasks`). Entries that teach nothing (progress
+        reports, usage of open tasks) wait until `REPLAY_ENTRIES` of them would
+        be read again."""
         s = self.settings
-        if self._since_publish >= s.shadow_publish_tasks:
-            return True
         offset = self.checkpointed["log_offset"]
         behind = self.learner is not None and self.learner.log_offset - offset
         if behind and behind >= REPLAY_ENTRIES:

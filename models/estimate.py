@@ -25,8 +25,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from models.errors import InvalidRecord
+from models.errors import InvalidRecord, PolicyError
 from models.money import usd_text
+from models.policy import Policy
 from models.shadow import ShadowModel
 from models.shadow_estimate import Estimate
 from models.task_features import MAX_PROMPT_BYTES, parse_task_features
@@ -66,6 +67,21 @@ class TaskLimits(BaseModel):
         return None
 
 
+def task_limits_of(policy: Policy) -> TaskLimits:
+    """The limits in a policy's `[tasks]` section; `PolicyError` names a bad one.
+
+    >>> from models.policy import parse_policy
+    >>> limits = task_limits_of(parse_policy('[tasks]\\ndefault_usd = "2.5"', "toml"))
+    >>> limits.default_usd
+    Decimal('2.500000000')
+    """
+    try:
+        return TaskLimits.from_policy(policy.tasks)
+    except InvalidRecord as exc:
+        msg = f"invalid policy [tasks]: {exc.reason}; fix it and load the policy again"
+        raise PolicyError(msg) from None
+
+
 @dataclass(frozen=True, slots=True)
 class Verdict:
     """The decision on one task, the limit it was held to, and why."""
@@ -101,10 +117,12 @@ def decide(
 
 @dataclass(frozen=True, slots=True)
 class EstimateAnswer:
-    """The answer to `POST /v1/estimate`: the estimate and the verdict."""
+    """The answer to `POST /v1/estimate`: the estimate, the verdict, the basis."""
 
     estimate: Estimate
     verdict: Verdict
+    note: str = ""
+    """What the estimate rests on, in words (`basis_note`)."""
 
     def to_json_dict(self) -> dict[str, Any]:
         """The estimate's JSON, with the decision, the limit and the message."""
@@ -115,7 +133,28 @@ class EstimateAnswer:
             "limit_usd": None if limit is None else usd_text(limit),
             "limit_scope": self.verdict.limit_scope,
             "message": self.verdict.message,
+            "note": self.note,
         }
+
+
+def basis_note(estimate: Estimate, min_tasks: int) -> str:
+    """Say what an estimate rests on, and while warming up, how far the model is.
+
+    >>> from models.shadow import ShadowModel
+    >>> from models.task_features import TaskFeatures
+    >>> model = ShadowModel(min_tasks=30)
+    >>> basis_note(model.predict_one(TaskFeatures(prompt="hi", agent="a")), 30)
+    'no task has been learnt yet: the estimate is zero until tasks finish'
+    """
+    n = estimate.n_learnt
+    warming = f"the model has learnt from {n} of the {min_tasks} tasks it needs"
+    if estimate.basis == "agent_mean":
+        return f"{warming}: this is the agent's running mean"
+    if estimate.basis == "all_agents_mean":
+        return f"{warming}: this agent has no history, this is the mean of all agents"
+    if estimate.basis == "no_history":
+        return "no task has been learnt yet: the estimate is zero until tasks finish"
+    return f"estimated by the model, learnt from {n} tasks"
 
 
 def estimate_task(
@@ -138,4 +177,4 @@ def estimate_task(
     )
     estimate = model.predict_one(features)
     verdict = decide(estimate, limits, user=features.user, principal=features.principal)
-    return EstimateAnswer(estimate, verdict)
+    return EstimateAnswer(estimate, verdict, basis_note(estimate, model.min_tasks))

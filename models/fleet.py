@@ -19,6 +19,10 @@ The scenarios, each tagged on its records:
   agent, $0.05 a call, paid by marketing, owned by engineering;
 - `bad`: records a broken gateway sends, which belong in the DLQ;
 - `duplicate`: a gateway's retry of an event already sent.
+
+Each ordinary session is one task (its events carry its `task_id`), as is
+each hire; `fleet_tasks` gives their `started` and `finished` records for
+`spend.tasks`, so the shadow model has tasks to learn from.
 """
 
 import random
@@ -80,6 +84,8 @@ class GatewayRecord:
     value: dict[str, Any] | str
     at: datetime
     scenario: str
+    topic: str = "events"
+    """The topic it goes to, without the prefix: `events`, or `tasks`."""
 
     def encode(self) -> bytes:
         """The Kafka value: UTF-8 JSON, decimals as strings."""
@@ -103,6 +109,7 @@ class Session:
     user: str
     scenario: str
     calls: int = 0
+    task_id: str | None = None
 
     def call(self, at: datetime, **fields: Any) -> GatewayRecord:
         """A cost event of this session at `at`; `fields` add to or override."""
@@ -116,6 +123,8 @@ class Session:
             "user": self.user,
             "kind": "llm",
         }
+        if self.task_id is not None:
+            value["task_id"] = self.task_id
         value.update(fields)
         return GatewayRecord(self.session_id, value, at, self.scenario)
 
@@ -148,12 +157,14 @@ def ordinary_sessions(
     latest_s = int(TIMELINE.total_seconds()) - 6 * 60
     for n in range(count):
         department = rng.choice(sorted(AGENTS))
+        session_id = _session_id(rng, "ord")
         session = Session(
-            _session_id(rng, "ord"),
+            session_id,
             agent=rng.choice(AGENTS[department]),
             principal=department,
             user=f"user{n % 12:02d}@{department}",
             scenario="ordinary",
+            task_id=f"task-{session_id}",
         )
         at = start + timedelta(seconds=rng.randint(0, latest_s))
         for _ in range(rng.randint(2, 6)):
@@ -323,6 +334,54 @@ def fleet(
     if ordinary:
         records.append(retried(rng.choice(ordinary), timedelta(seconds=2)))
     return sorted(records, key=lambda r: r.at)
+
+
+PROMPT_WORDS = (
+    "review", "the", "change", "summarise", "tickets", "draft", "copy", "for",
+    "campaign", "query", "sales", "by", "region", "fix", "failing", "build",
+    "read", "invoices", "forecast", "quarter", "papers", "on", "retrieval",
+)  # fmt: skip
+"""Words the fleet's prompts are made of."""
+
+
+def fleet_tasks(records: Iterable[GatewayRecord]) -> list[GatewayRecord]:
+    """A `started` and a `finished` record for each task the events carry.
+
+    A task starts a second before its first call, with the features of that
+    call and a prompt of about 25 words per call (so cost grows with the
+    prompt), and finishes a second after its last call.
+    """
+    first: dict[str, tuple[datetime, dict[str, Any]]] = {}
+    last: dict[str, datetime] = {}
+    calls: dict[str, int] = {}
+    for record in records:
+        value = record.value
+        if isinstance(value, dict) and value.get("task_id"):
+            task_id = value["task_id"]
+            first.setdefault(task_id, (record.at, value))
+            last[task_id] = max(last.get(task_id, record.at), record.at)
+            calls[task_id] = calls.get(task_id, 0) + 1
+    tasks = []
+    for task_id, (first_call, call) in first.items():
+        began = first_call - timedelta(seconds=1)
+        features = ("agent", "model", "user", "principal")
+        started: dict[str, Any] = {
+            "status": "started",
+            "task_id": task_id,
+            "ts": rfc3339(began),
+            "prompt": _prompt(task_id, calls[task_id]),
+            **{name: call[name] for name in features if name in call},
+        }
+        ended = last[task_id] + timedelta(seconds=1)
+        finished = {"status": "finished", "task_id": task_id, "ts": rfc3339(ended)}
+        tasks.append(GatewayRecord(task_id, started, began, "task", "tasks"))
+        tasks.append(GatewayRecord(task_id, finished, ended, "task", "tasks"))
+    return sorted(tasks, key=lambda r: r.at)
+
+
+def _prompt(task_id: str, calls: int) -> str:
+    rng = random.Random(task_id)
+    return " ".join(rng.choice(PROMPT_WORDS) for _ in range(25 * calls))
 
 
 @dataclass

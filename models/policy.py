@@ -17,6 +17,9 @@ on `spend.admin` share one shape; every key is optional (`policy.example.toml`):
     [agents.NAME]
     [sessions.ID]
 
+    [tasks]                  # per-task cost limits of POST /v1/estimate, read by
+                             # models.estimate.task_limits_of, not by the breaker
+
 Precedence, most specific first: session, agent, principal, `[rules]`, the
 built-in defaults. Absolute limits merge per window (`false` switches one off).
 A `relative` or `frequency` table replaces the less specific ones as a whole;
@@ -84,6 +87,7 @@ class _PolicyFile(StrictModel):
     principals: dict[Name, _Scope] = Field(default_factory=dict)
     agents: dict[Name, _Scope] = Field(default_factory=dict)
     sessions: dict[Name, _Scope] = Field(default_factory=dict)
+    tasks: dict[str, Any] = Field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,6 +127,7 @@ class Policy:
     def __init__(self, parsed: _PolicyFile) -> None:
         self.lateness_s = parsed.lateness_s
         self.frozen_ttl_s = parsed.frozen_ttl_s
+        self.tasks = parsed.tasks
         rules = parsed.rules
         self._base = _Overrides(
             absolute_usd={**DEFAULT_ABSOLUTE_USD, **rules.absolute_usd},

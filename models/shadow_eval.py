@@ -35,7 +35,7 @@ class ShadowPrediction:
     actuals: TaskActuals
 
     def to_row(self) -> dict[str, Any]:
-        """A `shadow_predictions` row: predicted and actual steps, tokens, cost."""
+        """A `shadow_predictions` row: predicted, actual and agent-mean values."""
         est, act = self.estimate, self.actuals
         return {
             "task_id": self.task_id,
@@ -50,6 +50,9 @@ class ShadowPrediction:
             "actual_steps": act.steps,
             "actual_tokens": act.tokens,
             "actual_cost_usd": act.cost_usd,
+            "baseline_steps": self.baseline.steps.expected,
+            "baseline_tokens": self.baseline.tokens.expected,
+            "baseline_cost_usd": self.baseline.cost_usd.expected,
         }
 
 

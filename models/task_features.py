@@ -96,4 +96,4 @@ def _check_prompt(prompt: object, max_prompt_bytes: int) -> None:
             f"prompt is over the {max_prompt_bytes}-byte limit "
             f"({len(prompt)} characters); shorten it or send a summary"
         )
-        raise InvalidTask(msg)
+        raise InvalidTask(msg, kind="too_large")

@@ -14,6 +14,7 @@ from typing import Any
 from models.events import CostEvent
 from models.money import ZERO_USD, to_usd, usd_text
 from models.records import TaskRecord
+from models.task_usage import TaskUsage
 from models.validation import validate
 
 
@@ -47,6 +48,12 @@ class TaskTally:
         self.events += 1
         self.tokens += event.input_tokens + event.output_tokens
         self.cost_usd += event.cost
+
+    def add_usage(self, usage: TaskUsage) -> None:
+        """Count a usage delta from the events path; a negative one takes back."""
+        self.events += usage.events
+        self.tokens += usage.tokens
+        self.cost_usd += usage.cost_usd
 
     def actuals(self) -> TaskActuals | None:
         """The actuals, by the precedence in the module docstring."""

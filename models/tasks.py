@@ -32,6 +32,7 @@ from models.errors import InvalidRecord
 from models.events import CostEvent
 from models.records import TaskRecord
 from models.task_tally import TaskActuals, TaskTally
+from models.task_usage import TaskUsage
 
 STATE_FORMAT = 1
 """The version of `TaskTracker.to_state`'s shape; bump it when the shape changes."""
@@ -104,6 +105,19 @@ class TaskTracker:
         elif event.task_id is not None:
             self._touch(event.task_id, ts_s).add(event)
         return self._advance(ts_s)
+
+    def on_usage(self, task_id: str, usage: TaskUsage) -> list[FinishedTask]:
+        """Count a usage delta (several events at once) like `on_event`.
+
+        A negative delta takes back what a replayed batch sent before
+        (`models.usage_replay`); for a task no longer open there is nothing
+        to take back, so it is ignored.
+        """
+        if task_id in self.released:
+            self.late_events += max(usage.events, 0)
+        elif usage.events >= 0 or task_id in self.tallies:
+            self._touch(task_id, usage.newest_s).add_usage(usage)
+        return self._advance(usage.newest_s)
 
     def on_task(self, record: TaskRecord) -> list[FinishedTask]:
         """Take a task record; return the tasks now due."""
@@ -209,15 +223,19 @@ class TaskTracker:
             msg = f"task tracker state format {found!r} is not {STATE_FORMAT}"
             raise InvalidRecord(msg)
         try:
-            tracker = cls(*state["settings"])
+            # `models.codec.loads` reads JSON fractions as Decimal: times and
+            # settings are floats here, so they are converted on the way in.
+            ttl_s, settle_s, max_tasks = state["settings"]
+            tracker = cls(float(ttl_s), float(settle_s), int(max_tasks))
             if state["newest_s"] is not None:
                 tracker.newest_s = float(state["newest_s"])
             counters = state["counters"]
             tracker.expired, tracker.evicted_early, tracker.late_events = counters
             for task_id, tally in state["tallies"].items():
                 tracker.tallies[task_id] = TaskTally.from_state(tally)
-            tracker.finishing.update(state["finishing"])
-            tracker.released.update(state["released"])
+            for name in ("finishing", "released"):
+                times = getattr(tracker, name)
+                times.update((k, float(t)) for k, t in state[name].items())
         except (KeyError, TypeError, ValueError) as exc:
             raise InvalidRecord(f"task tracker state is damaged: {exc!r}") from None
         return tracker

@@ -8,6 +8,7 @@ from streams.ingest import EventIngest
 from streams.ledger import LedgerProcessor
 from streams.positions import install_positions
 from streams.settings import Settings
+from streams.shadow import install_shadow
 from streams.store import Store
 from streams.web import install_routes
 
@@ -41,6 +42,7 @@ def create_app(settings: Settings, store: Store) -> tuple[faust.App, EventIngest
     install_breaker(app, settings, store, ingest)
     install_routes(app, ingest)
     install_chargeback_api(app, install_positions(app, settings))
+    install_shadow(app, ingest, settings, store)
 
     @app.on_before_shutdown.connect
     async def flush_first(app: faust.App, **kwargs: object) -> None:

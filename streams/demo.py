@@ -44,8 +44,9 @@ from rich.progress import (
 from rich.table import Table
 
 from models.errors import SpendstreamError
-from models.fleet import TIMELINE, FleetTally, GatewayRecord, fleet, tally
+from models.fleet import TIMELINE, FleetTally, GatewayRecord, fleet, fleet_tasks, tally
 from models.money import ZERO_USD, usd_text
+from streams import demo_shadow
 from streams.settings import Settings
 from streams.store import Store
 from streams.topics import Topics
@@ -119,6 +120,9 @@ def plan_run(settings: Settings, now: datetime) -> DemoRun:
             "web_port": _free_port(settings.web_host),
             "clickhouse": store,
             "data_dir": folder / "worker",
+            # A small fleet: publish often, so the summary shows versions.
+            "shadow_publish_tasks": 10,
+            "shadow_publish_interval_s": 1.0,
         }
     )
     return DemoRun(run_id, folder, worker, configured)
@@ -295,12 +299,12 @@ async def _produce(
     )
     await producer.start()
     try:
-        topic = Topics(settings.topic_prefix).events
+        topics = Topics(settings.topic_prefix)
         for first in range(0, len(records), PRODUCE_CHUNK):
             chunk = records[first : first + PRODUCE_CHUNK]
             sends = [
                 await producer.send(
-                    topic,
+                    topics.name(record.topic),
                     record.encode(),
                     key=record.key.encode(),
                     timestamp_ms=int(record.at.timestamp() * 1000),
@@ -316,7 +320,8 @@ async def _produce(
 def produce(
     settings: Settings, records: list[GatewayRecord], progress: Progress
 ) -> None:
-    """Send the fleet to the events topic, key = session_id, with a progress bar."""
+    """Send fleet records to their topics (events by session_id), with a progress
+    bar; every send is acknowledged before the call returns."""
     task = progress.add_task("produced", total=len(records))
     asyncio.run(_produce(settings, records, progress, task))
 
@@ -574,6 +579,7 @@ SECTIONS: list[Section] = [
     dead_letters,
     chargeback,
     breaker_trips,
+    demo_shadow.shadow_model,
 ]
 
 
@@ -603,9 +609,13 @@ def drive(
         f"fleet: {len(records):,} records, {TIMELINE.total_seconds() / 60:.0f} "
         f"minutes of event time from {start:%H:%M:%S} UTC, sent at once"
     )
+    tasks = fleet_tasks(records)
     with _progress(console) as progress:
         produce(run.settings, records, progress)
+        produce(run.settings, tasks, progress)  # after the events they count
         counts = wait_processed(run, worker, len(records), progress)
+    demo_shadow.wait_learnt(run.base_url, len(tasks) // 2, console)
+    demo_shadow.show_estimate(run.base_url, console)
     topics = Topics(run.settings.topic_prefix)
     return RunFacts(topics.events, topics.dlq, counts, tally(records))
 

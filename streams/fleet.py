@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
-from models.fleet import TIMELINE, GatewayRecord, fleet
+from models.fleet import TIMELINE, GatewayRecord, fleet, fleet_tasks
 from streams.demo import produce
 from streams.settings import Settings
 from streams.topics import Topics, ensure_topics, topic_specs
@@ -26,7 +26,7 @@ def fresh_seed() -> int:
 def send_fleet(
     settings: Settings, sessions: int, seed: int, console: Console
 ) -> list[GatewayRecord]:
-    """Send a fleet whose timeline ends now; return the records sent.
+    """Send a fleet whose timeline ends now, then its tasks; return the events.
 
     The fleet's ids follow from `seed`: the same seed sent twice is the
     gateways retrying, and the workers drop every event as a duplicate.
@@ -34,8 +34,13 @@ def send_fleet(
     asyncio.run(ensure_topics(settings, topic_specs(settings)))
     records = fleet(datetime.now(UTC) - TIMELINE, sessions, seed)
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn())
+    tasks = fleet_tasks(records)
     with Progress(*columns, console=console) as progress:
         produce(settings, records, progress)
-    topic = Topics(settings.topic_prefix).events
-    console.print(f"sent {len(records):,} records (seed {seed}) to {topic}")
+        produce(settings, tasks, progress)  # after the events they count
+    topics = Topics(settings.topic_prefix)
+    console.print(
+        f"sent {len(records):,} records (seed {seed}) to {topics.events} "
+        f"and {len(tasks):,} to {topics.tasks}"
+    )
     return records

@@ -94,3 +94,62 @@ FORWARDED = Counter(
     "HTTP requests forwarded to the worker that owns the key, by outcome",
     ["outcome"],
 )
+
+TASK_RECORDS = Counter(
+    "spendstream_task_records",
+    "Records read from the tasks topic, by outcome",
+    ["outcome"],
+)
+"""outcome: forwarded (to the learner's log), rejected (to the DLQ)."""
+
+TASK_USAGE_BATCHES = Counter(
+    "spendstream_task_usage_batches",
+    "Usage batches the events path sent to the learner's log",
+)
+
+SHADOW_TASKS = Counter(
+    "spendstream_shadow_tasks",
+    "Finished tasks the learner took, by outcome",
+    ["outcome"],
+)
+"""outcome: learnt, or skipped (no actuals, invalid features)."""
+
+SHADOW_MAE = Gauge(
+    "spendstream_shadow_mae",
+    "Mean absolute error over the last tasks the model estimated",
+    ["target", "estimator"],
+)
+"""estimator: model, or agent_mean (the fallback, on the same tasks)."""
+
+SHADOW_COVERAGE = Gauge(
+    "spendstream_shadow_coverage",
+    "Share of the last tasks whose actual fell in the model's interval",
+    ["target"],
+)
+
+SHADOW_VERSION = Gauge(
+    "spendstream_shadow_model_version",
+    "Shadow model version: published by the learner, loaded by the estimator",
+    ["role"],
+)
+
+SHADOW_SNAPSHOT_BYTES = Gauge(
+    "spendstream_shadow_snapshot_bytes", "Size of the last model snapshot", ["kind"]
+)
+"""kind: model (what every worker loads), checkpoint (the learner's own)."""
+
+SHADOW_CHECKPOINT_FAILURES = Counter(
+    "spendstream_shadow_checkpoint_failures",
+    "Learner checkpoints that could not be written (the learner goes on)",
+)
+
+ESTIMATES = Counter(
+    "spendstream_estimates", "POST /v1/estimate answers, by outcome", ["outcome"]
+)
+"""outcome: allow, needs_approval, rejected (4xx)."""
+
+ESTIMATE_SECONDS = Histogram(
+    "spendstream_estimate_seconds",
+    "Time to answer POST /v1/estimate, body read to answer",
+    buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1),
+)

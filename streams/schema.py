@@ -108,7 +108,44 @@ CREATE TABLE IF NOT EXISTS {db}.breaker_trips (
 ORDER BY trip_id
 """
 
-TABLES = [SPEND_MINUTE, SEEN_EVENTS, LEDGER_ENTRIES, LEDGER_CHECKPOINTS, BREAKER_TRIPS]
+SHADOW_PREDICTIONS = """
+CREATE TABLE IF NOT EXISTS {db}.shadow_predictions (
+    task_id String,
+    ts DateTime64(3, 'UTC'),
+    agent LowCardinality(String),
+    model_version UInt64,
+    n_learnt UInt64,
+    basis LowCardinality(String),
+    predicted_steps Float64,
+    predicted_steps_lower Float64,
+    predicted_steps_upper Float64,
+    predicted_tokens Float64,
+    predicted_tokens_lower Float64,
+    predicted_tokens_upper Float64,
+    predicted_cost_usd Decimal(38, 9),
+    predicted_cost_usd_lower Decimal(38, 9),
+    predicted_cost_usd_upper Decimal(38, 9),
+    actual_steps UInt64,
+    actual_tokens UInt64,
+    actual_cost_usd Decimal(38, 9),
+    baseline_steps Float64,
+    baseline_tokens Float64,
+    baseline_cost_usd Decimal(38, 9)
+) ENGINE = ReplacingMergeTree
+ORDER BY task_id
+"""
+"""One row per finished task, its estimate made before learning it (progressive
+validation). A learner that resumes from an older checkpoint writes a task
+again: the engine keeps one row per `task_id`, so read it with FINAL."""
+
+TABLES = [
+    SPEND_MINUTE,
+    SEEN_EVENTS,
+    LEDGER_ENTRIES,
+    LEDGER_CHECKPOINTS,
+    BREAKER_TRIPS,
+    SHADOW_PREDICTIONS,
+]
 
 SPEND_MINUTE_COLUMNS = [
     "minute",
@@ -171,4 +208,24 @@ BREAKER_TRIPS_COLUMNS = [
     "threshold_events",
     "event_id",
     "detected_at",
+]
+
+SHADOW_PREDICTIONS_COLUMNS = [
+    "task_id",
+    "ts",
+    "agent",
+    "model_version",
+    "n_learnt",
+    "basis",
+    *(
+        f"predicted_{target}{end}"
+        for target in ("steps", "tokens", "cost_usd")
+        for end in ("", "_lower", "_upper")
+    ),
+    "actual_steps",
+    "actual_tokens",
+    "actual_cost_usd",
+    "baseline_steps",
+    "baseline_tokens",
+    "baseline_cost_usd",
 ]

@@ -82,3 +82,32 @@ class Settings(BaseSettings):
     def advertised_url(self) -> str:
         """The base URL other workers forward requests to."""
         return self.web_url or f"http://{self.web_host}:{self.web_port}"
+
+    shadow_min_tasks: int = Field(
+        30, ge=0, description="tasks learnt before estimates come from the model"
+    )
+    shadow_confidence_level: float = Field(0.9, gt=0, lt=1)
+    shadow_agents: str = Field(
+        "", description="comma-separated agents an estimate may name, beside learnt"
+    )
+    shadow_publish_tasks: int = Field(200, ge=1, description="publish after this many")
+    shadow_publish_interval_s: float = Field(10.0, gt=0, description="or this long")
+    shadow_settle_s: float = Field(
+        2.0, ge=0, description="event time the events path must pass a task's finish"
+    )
+    shadow_progress_interval_s: float = Field(
+        1.0, gt=0, description="how often the events path reports its progress"
+    )
+    shadow_task_ttl_s: float = Field(86_400, gt=0, description="open tasks expire")
+    shadow_max_open_tasks: int = Field(200_000, ge=1)
+    shadow_checkpoint_max_bytes: int = Field(
+        32 * 1024 * 1024, description="largest learner checkpoint the topic takes"
+    )
+    estimate_max_body_bytes: int = Field(
+        128 * 1024, ge=1024, description="a larger POST /v1/estimate body gets 413"
+    )
+
+    @property
+    def shadow_agent_names(self) -> frozenset[str]:
+        """The configured agents an estimate may name."""
+        return frozenset(a.strip() for a in self.shadow_agents.split(",") if a.strip())

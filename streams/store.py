@@ -141,6 +141,15 @@ class Store:
                 column_names=schema.BREAKER_TRIPS_COLUMNS,
             )
 
+    def write_shadow_predictions(self, rows: Sequence[dict[str, Any]]) -> None:
+        """Insert progressive-validation rows (`ShadowPrediction.to_row`)."""
+        columns = schema.SHADOW_PREDICTIONS_COLUMNS
+        self.client.insert(
+            f"{self.db}.shadow_predictions",
+            [[row[c] for c in columns] for row in rows],
+            column_names=columns,
+        )
+
     def high_water(self, topic: str) -> dict[int, int]:
         """The last source offset per partition that `spend_minute` holds."""
         rows = self.query(

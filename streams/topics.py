@@ -66,6 +66,20 @@ class Topics:
         """Compacted: each worker's owned events partitions and web URL."""
         return self.name("workers")
 
+    def task_log(self) -> str:
+        """Internal: valid task records and usage batches, for the one learner."""
+        return self.name("task-log")
+
+    @property
+    def shadow_model(self) -> str:
+        """Internal, compacted: the shadow model's latest snapshot."""
+        return self.name("shadow-model")
+
+    @property
+    def shadow_learner(self) -> str:
+        """Internal, compacted: the learner's latest checkpoint."""
+        return self.name("shadow-learner")
+
 
 @dataclass(frozen=True)
 class TopicSpec:
@@ -93,6 +107,22 @@ def topic_specs(settings: Settings) -> list[TopicSpec]:
         TopicSpec(topics.positions_changelog, outputs, {"cleanup.policy": "compact"}),
         TopicSpec(topics.breaker_state, inputs, {"cleanup.policy": "compact"}),
         TopicSpec(topics.workers, 1, {"cleanup.policy": "compact"}),
+        *_shadow_specs(settings, topics),
+    ]
+
+
+def _shadow_specs(settings: Settings, topics: Topics) -> list[TopicSpec]:
+    """One partition each: one learner reads the log, one key holds the latest."""
+    big = {"max.message.bytes": str(settings.max_message_bytes)}
+    latest = {"cleanup.policy": "compact"}
+    checkpoint = {
+        **latest,
+        "max.message.bytes": str(settings.shadow_checkpoint_max_bytes),
+    }
+    return [
+        TopicSpec(topics.task_log, 1, big),
+        TopicSpec(topics.shadow_model, 1, {**latest, **big}),
+        TopicSpec(topics.shadow_learner, 1, checkpoint),
     ]
 
 

@@ -181,6 +181,12 @@ def produce(kafka: str, topic: str, records: Iterable[Any]) -> None:
     asyncio.run(_produce(kafka, topic, encoded))
 
 
+def produce_keyed(kafka: str, topic: str, records: Iterable[tuple[str, Any]]) -> None:
+    """Send `(key, record)` pairs, records as JSON, in the order given."""
+    encoded = [(key.encode(), dumps(record)) for key, record in records]
+    asyncio.run(_produce(kafka, topic, encoded))
+
+
 async def _consume(
     kafka: str, topic: str, count: int, timeout_s: float, keyed: bool = False
 ) -> list[Any]:

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from models.fleet import RUNAWAY_CALL_USD, RUNAWAY_LINKS, FleetTally, tally
+from models.fleet import RUNAWAY_CALL_USD, RUNAWAY_LINKS, FleetTally, fleet_tasks, tally
 from models.grafana_sql import ALL, QueryContext, VariableValue
 from streams.dashboards import (
     Answer,
@@ -35,6 +35,7 @@ from tests.integration.harness import (
     isolated_env,
     settings_of,
 )
+from tests.integration.shadow_client import wait_learnt
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -190,11 +191,13 @@ def demo(kafka: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]
     """Send the fleet through a worker; open its store once the worker stopped."""
     folder: Path = tmp_path_factory.mktemp("dashboards")
     env = isolated_env(kafka, f"t{uuid.uuid4().hex[:10]}.", folder)
+    env["SPENDSTREAM_SHADOW_PUBLISH_TASKS"] = "10"  # model versions above 0
     worker = WorkerProcess.start(env, free_port(), folder / "worker.log")
     try:
         settings = settings_of(env)
         records = send_fleet(settings, 40, 7, Console(quiet=True))
         worker.wait_caught_up(len(records))
+        wait_learnt(worker, len(fleet_tasks(records)) // 2)
         assert worker.stop() == 0
     finally:
         worker.kill()

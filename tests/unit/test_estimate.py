@@ -6,10 +6,13 @@ from decimal import Decimal
 import pytest
 
 from models.codec import dumps
-from models.errors import InvalidRecord, InvalidTask
-from models.estimate import TaskLimits, decide, estimate_task
+from models.errors import InvalidRecord, InvalidTask, PolicyError
+from models.estimate import TaskLimits, decide, estimate_task, task_limits_of
+from models.policy import parse_policy
 from models.shadow import ShadowModel
 from models.shadow_estimate import Estimate
+from models.task_features import parse_task_features
+from models.task_tally import TaskActuals
 from tests.unit.task_history import generate
 
 CHEAP = {"prompt": "term1 term2 term3", "agent": "summariser", "model": "small"}
@@ -127,3 +130,35 @@ def test_limits_are_read_from_the_policy_and_bad_ones_are_named() -> None:
         TaskLimits.from_policy({"per_users_usd": {"ana": 1}})
     with pytest.raises(InvalidRecord, match="invalid task limits"):
         TaskLimits.from_policy(["not", "a", "section"])
+
+
+def test_the_policy_file_carries_task_limits_beside_the_breaker_rules() -> None:
+    text = """
+    [rules.absolute_usd]
+    10 = "2.00"
+    [tasks]
+    default_usd = "5"
+    [tasks.per_user_usd]
+    "ana@research" = "0.50"
+    """
+    limits = task_limits_of(parse_policy(text, "toml"))
+    assert limits.limit_for("ana@research", "research") == (Decimal("0.5"), "user")
+    assert limits.limit_for("bo", None) == (Decimal("5"), "default")
+    assert task_limits_of(parse_policy("", "toml")) == TaskLimits()
+
+    with pytest.raises(PolicyError, match=r"\[tasks\]: .*per_users_usd: extra inputs"):
+        task_limits_of(parse_policy('[tasks.per_users_usd]\nana = "1"', "toml"))
+    with pytest.raises(PolicyError, match=r"\[tasks\]: .*default_usd: input should"):
+        task_limits_of(parse_policy("tasks:\n  default_usd: -1.5\n", "yaml"))
+
+
+def test_a_fallback_answer_says_how_far_the_model_is(model: ShadowModel) -> None:
+    young = ShadowModel(min_tasks=30)
+    assert "zero until tasks finish" in estimate_task(young, CHEAP, TaskLimits()).note
+    young.learn_one(parse_task_features(CHEAP), TaskActuals(2, 100, Decimal("0.01")))
+    note = estimate_task(young, CHEAP, TaskLimits()).to_json_dict()["note"]
+    assert note == (
+        "the model has learnt from 1 of the 30 tasks it needs: "
+        "this is the agent's running mean"
+    )
+    assert "learnt from 400 tasks" in estimate_task(model, CHEAP, TaskLimits()).note

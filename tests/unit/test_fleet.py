@@ -9,7 +9,8 @@ import pytest
 
 from models.errors import InvalidRecord
 from models.events import CostEvent, decode_cost_event
-from models.fleet import TIMELINE, GatewayRecord, fleet, tally
+from models.fleet import TIMELINE, GatewayRecord, fleet, fleet_tasks, tally
+from models.task_log import decode_task_record
 
 START = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
 
@@ -143,3 +144,33 @@ def test_the_tally_counts_each_event_once_and_sums_by_department(
     assert sum(result.by_principal_usd.values()) == result.cost_usd
     runaway_usd = Decimal("100.00")
     assert result.by_principal_usd["research"] > runaway_usd
+
+
+def test_each_ordinary_session_and_each_hire_is_a_task_with_both_records(
+    records: list[GatewayRecord],
+) -> None:
+    events = [decode_cost_event(r.encode()) for r in records if r.scenario != "bad"]
+    tasks = fleet_tasks(records)
+    assert {r.topic for r in tasks} == {"tasks"} and {r.topic for r in records} == {
+        "events"
+    }
+    decoded = [decode_task_record(r.encode()) for r in tasks]
+    started = {t.task_id: t for t in decoded if t.status == "started"}
+    finished = {t.task_id: t for t in decoded if t.status == "finished"}
+    assert started.keys() == finished.keys() == {e.task_id for e in events if e.task_id}
+    assert len(started) == 30 + 5
+
+    for task_id, record in started.items():
+        times = [e.ts for e in events if e.task_id == task_id]
+        assert record.ts < min(times) and max(times) < finished[task_id].ts
+        assert record.prompt is not None and record.agent is not None
+    assert [r.at for r in tasks] == sorted(r.at for r in tasks)
+
+
+def test_a_task_prompt_grows_with_its_calls(records: list[GatewayRecord]) -> None:
+    events = [event for record in records for event in _decodes(record)]
+    calls = Counter(e.task_id for e in events if e.task_id is not None)
+    for record in fleet_tasks(records):
+        value = record.value
+        if isinstance(value, dict) and value["status"] == "started":
+            assert len(value["prompt"].split()) == 25 * calls[value["task_id"]]

@@ -57,8 +57,10 @@ def test_an_unknown_agent_is_refused_when_agents_are_known() -> None:
 
 
 def test_a_10_mb_prompt_is_refused_and_the_limit_is_in_bytes() -> None:
-    with pytest.raises(InvalidTask, match=f"over the {MAX_PROMPT_BYTES}-byte limit"):
+    too_long = f"over the {MAX_PROMPT_BYTES}-byte limit"
+    with pytest.raises(InvalidTask, match=too_long) as refused:
         parse_task_features({**GOOD, "prompt": "word " * 2_000_000})
+    assert refused.value.kind == "too_large"  # the HTTP layer answers 413 for it
 
     at_limit = "a" * MAX_PROMPT_BYTES
     assert parse_task_features({**GOOD, "prompt": at_limit}).prompt == at_limit

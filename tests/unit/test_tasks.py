@@ -160,6 +160,19 @@ def test_state_round_trips_through_json_exactly() -> None:
     assert restored.settle_s == 10
 
 
+def test_fractional_settings_and_times_come_back_as_floats() -> None:
+    tracker = TaskTracker(ttl_s=600.5, settle_s=2.5)
+    tracker.on_event(event(1, "t1", "0.2", 0.25))
+    tracker.on_task(task("finished", s=1.5))
+    tracker.on_task(task("finished", "t2", s=9.75))
+
+    restored = TaskTracker.from_state(loads(dumps(tracker.to_state())))
+    assert (restored.ttl_s, restored.settle_s) == (600.5, 2.5)
+    assert list(restored.finishing.values()) == [9.75 + T0.timestamp()]
+    [done] = restored.on_event(event(2, None, "1", 12.25))
+    assert done.task_id == "t2"
+
+
 @pytest.mark.parametrize(
     "state", [{"format": 99}, {"format": 1, "settings": [1]}, {"format": 1}]
 )

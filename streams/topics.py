@@ -57,6 +57,7 @@ class Topics:
         """Changelog of the chargeback positions table (internal, compacted)."""
         return self.name("chargeback-positions-changelog")
 
+    @property
     def breaker_state(self) -> str:
         """Compacted changelog of breaker sessions, co-partitioned with events."""
         return self.name("breaker-state")
@@ -66,6 +67,7 @@ class Topics:
         """Compacted: each worker's owned events partitions and web URL."""
         return self.name("workers")
 
+    @property
     def task_log(self) -> str:
         """Internal: valid task records and usage batches, for the one learner."""
         return self.name("task-log")

@@ -24,5 +24,5 @@ def test_the_example_s_table_through_json_is_the_same_policy() -> None:
 def test_a_bad_file_is_refused_before_anything_is_sent(tmp_path: Path) -> None:
     bad = tmp_path / "policy.yaml"
     bad.write_text("rules:\n  absolute:\n    10: '0.5'\n")  # absolute_usd, mistyped
-    with pytest.raises(PolicyError, match="rules.absolute"):
+    with pytest.raises(PolicyError, match=r"rules\.absolute"):
         policy_table(bad)

@@ -74,7 +74,16 @@ def from_epoch_ms(ms: int) -> datetime:
 
 
 def usd_to_nano(amount: Decimal) -> int:
-    """An amount in USD as integer nano-USD, rounded half-even to 1e-9."""
+    """An amount in USD as integer nano-USD, rounded half-even to 1e-9.
+
+    >>> usd_to_nano(Decimal("0.05")), usd_to_nano(Decimal("0.0000000015"))
+    (50000000, 2)
+    """
+    if isinstance(amount, Decimal) and amount.is_finite():
+        scaled = amount.scaleb(9)
+        nano = int(scaled)
+        if nano == scaled:  # already to the nano-dollar, as every validated amount
+            return nano
     return int(to_usd(amount).scaleb(9))
 
 

@@ -188,8 +188,8 @@ def wait_ready(proc: subprocess.Popen[bytes], port: int, log: Path) -> None:
         time.sleep(0.2)
 
 
-def worker_metrics(port: int) -> dict[str, float]:
-    """A few of the worker's Prometheus samples, summed over labels."""
+def worker_metrics(ports: list[int]) -> dict[str, float]:
+    """A few of the workers' Prometheus samples, summed over labels and workers."""
     wanted = {
         "spendstream_flush_seconds_sum",
         "spendstream_flush_seconds_count",
@@ -198,10 +198,12 @@ def worker_metrics(port: int) -> dict[str, float]:
         "spendstream_events_total",
     }
     found = dict.fromkeys(wanted, 0.0)
-    for family in text_string_to_metric_families(get(port, "/metrics")[1].decode()):
-        for sample in family.samples:
-            if sample.name in wanted:
-                found[sample.name] += sample.value
+    for port in ports:
+        text = get(port, "/metrics")[1].decode()
+        for family in text_string_to_metric_families(text):
+            for sample in family.samples:
+                if sample.name in wanted:
+                    found[sample.name] += sample.value
     return found
 
 
@@ -222,38 +224,54 @@ def latency(opts: argparse.Namespace) -> None:
         "SPENDSTREAM_KAFKA": kafka,
         "SPENDSTREAM_TOPIC_PREFIX": prefix,
         "SPENDSTREAM_APP_ID": prefix.rstrip("."),
-        "SPENDSTREAM_CLICKHOUSE": f"chdb://{work / 'store'}",
-        "SPENDSTREAM_DATA_DIR": str(work / "worker"),
         "SPENDSTREAM_EVENTS_PARTITIONS": str(opts.partitions),
     }
-    log, port = work / "worker.log", free_port()
+    workers = [start_worker(env, work / f"worker-{n}") for n in range(opts.workers)]
+    try:
+        for proc, port, log in workers:
+            wait_ready(proc, port, log)
+        measure(opts, kafka, prefix, [port for _, port, _ in workers])
+    finally:
+        for proc, _, _ in workers:
+            proc.terminate()
+        for proc, _, _ in workers:
+            proc.wait(timeout=60)
+
+
+def start_worker(
+    env: dict[str, str], folder: Path
+) -> tuple[subprocess.Popen[bytes], int, Path]:
+    """A worker with its own embedded store (one process per chdb folder)."""
+    folder.mkdir(parents=True)
+    log, port = folder / "worker.log", free_port()
+    own = {
+        "SPENDSTREAM_CLICKHOUSE": f"chdb://{folder / 'store'}",
+        "SPENDSTREAM_DATA_DIR": str(folder / "data"),
+    }
     with log.open("wb") as out:
         proc = subprocess.Popen(
             [str(SPENDSTREAM), "worker", "--web-port", str(port), "--loglevel", "warn"],
-            env=env,
+            env={**env, **own},
             stdout=out,
             stderr=subprocess.STDOUT,
         )
-    try:
-        wait_ready(proc, port, log)
-        measure(opts, kafka, prefix, port)
-    finally:
-        proc.terminate()
-        proc.wait(timeout=60)
+    return proc, port, log
 
 
-def keep_up(port: int, rate: int, opts: argparse.Namespace) -> None:
-    """Wait the warm-up, then until the worker is less than 0.2 s of load behind."""
+def keep_up(ports: list[int], rate: int, opts: argparse.Namespace) -> None:
+    """Wait the warm-up, then until the workers are less than 0.2 s of load behind."""
     time.sleep(opts.warm_up_s)
     deadline_s = time.monotonic() + opts.catch_up_s
-    while worker_metrics(port)["spendstream_consumer_lag"] > rate / 5:
+    while worker_metrics(ports)["spendstream_consumer_lag"] > rate / 5:
         if time.monotonic() > deadline_s:
-            console.print(f"[yellow]the worker is behind after {opts.catch_up_s}s[/]")
+            console.print(f"[yellow]the workers are behind after {opts.catch_up_s}s[/]")
             return
         time.sleep(0.5)
 
 
-def measure(opts: argparse.Namespace, kafka: str, prefix: str, port: int) -> None:
+def measure(
+    opts: argparse.Namespace, kafka: str, prefix: str, ports: list[int]
+) -> None:
     probing_s = opts.probes * opts.probe_every_ms / 1000
     seconds = opts.warm_up_s + opts.catch_up_s + probing_s + 5
     load = multiprocessing.Process(
@@ -261,11 +279,11 @@ def measure(opts: argparse.Namespace, kafka: str, prefix: str, port: int) -> Non
         args=(kafka, f"{prefix}events", opts.rate, opts.sessions, seconds),
     )
     load.start()
-    keep_up(port, opts.rate, opts)
-    before = worker_metrics(port)
+    keep_up(ports, opts.rate, opts)
+    before = worker_metrics(ports)
     with console.status(f"{opts.probes} probes over {probing_s:.0f}s under load"):
         got = asyncio.run(probe(kafka, prefix, opts.probes, opts.probe_every_ms / 1000))
-    after = worker_metrics(port)
+    after = worker_metrics(ports)
     load.terminate()
     load.join()
     report(opts, got, before, after)
@@ -286,7 +304,7 @@ def report(
     )
     table = Table(
         title=f"trip latency: {opts.rate:,} events/s from {opts.sessions:,} sessions, "
-        f"{opts.partitions} partitions"
+        f"{opts.partitions} partitions, {opts.workers} worker(s)"
     )
     table.add_column("")
     table.add_column("value", justify="right")
@@ -294,8 +312,8 @@ def report(
     table.add_row("p50", f"{statistics.median(latencies_ms):.1f} ms")
     table.add_row("p99", f"{percentile(latencies_ms, 99):.1f} ms")
     table.add_row("max", f"{max(latencies_ms):.1f} ms")
-    table.add_row("worker flushes (while probing)", f"{flushes:.0f}")
-    table.add_row("mean flush", f"{1000 * flush_s / max(flushes, 1):.1f} ms")
+    table.add_row("flushes landed (while probing)", f"{flushes:.0f}")
+    table.add_row("mean landing", f"{1000 * flush_s / max(flushes, 1):.1f} ms")
     read = after["spendstream_events_total"] - before["spendstream_events_total"]
     table.add_row("events read (while probing)", f"{read:,.0f}")
     table.add_row(
@@ -343,6 +361,7 @@ def main() -> None:
     lat.add_argument("--rate", type=int, default=10_000, help="background events/s")
     lat.add_argument("--sessions", type=int, default=20_000, help="background sessions")
     lat.add_argument("--partitions", type=int, default=4)
+    lat.add_argument("--workers", type=int, default=1, help="worker processes")
     lat.add_argument("--probes", type=int, default=300)
     lat.add_argument("--probe-every-ms", type=int, default=100)
     lat.add_argument("--warm-up-s", type=float, default=10)

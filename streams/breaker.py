@@ -27,7 +27,6 @@ it to the states it restores.
 import asyncio
 import logging
 import time
-from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from itertools import islice
@@ -37,7 +36,7 @@ from models.errors import PolicyError, StateError
 from models.events import CostEvent
 from models.policy import Policy
 from models.records import AdminCommand, BreakerTrip
-from models.windows import epoch_ms
+from models.windows import Arrival, epoch_ms
 from streams import metrics
 from streams.changelog import StateChangelog
 from streams.processors import EventProcessor
@@ -46,6 +45,8 @@ from streams.trips import TripSink
 log = logging.getLogger(__name__)
 
 RESTORE_RETRY_S = 2.0
+OUTCOMES = (*Arrival, "after_trip")
+"""How an event stood: its arrival (`models.windows.Arrival`), or after a trip."""
 PRUNE_AT_LEAST = 1_000
 
 
@@ -112,19 +113,18 @@ class BreakerProcessor(EventProcessor):
 
     def _feed(self, sessions: Sessions, events: list[CostEvent]) -> None:
         breaker, states, now_ms = self.breaker, sessions.states, wall_ms()
-        high_ms, outcomes = sessions.high_ms, Counter[str]()
+        high_ms, outcomes = sessions.high_ms, dict.fromkeys(OUTCOMES, 0)
         for event in events:
             session_id = event.session_id
             state = states.pop(session_id, None) or breaker.restore(session_id, None)
-            states[session_id] = state
+            states[session_id] = state  # to the back: the sweep starts at the front
             decision = breaker.on_event(
                 state, event, partition_high_ms=high_ms, wall_ms=now_ms
             )
-            ts_ms = epoch_ms(event.ts)
-            high_ms = ts_ms if high_ms is None or ts_ms > high_ms else high_ms
-            outcomes[
-                "after_trip" if decision.after_trip else decision.arrival.value
-            ] += 1
+            newest_ms = state.windows.newest_ms
+            if newest_ms is not None and (high_ms is None or newest_ms > high_ms):
+                high_ms = newest_ms
+            outcomes["after_trip" if decision.after_trip else decision.arrival] += 1
             if decision.trip is not None:
                 self.outbox.append(decision.trip)
             sessions.changed.add(session_id)
@@ -132,7 +132,8 @@ class BreakerProcessor(EventProcessor):
         if sessions.forgotten:
             sessions.forgotten.difference_update(sessions.changed)
         for outcome, n in outcomes.items():
-            metrics.BREAKER_EVENTS.labels(outcome).inc(n)
+            if n:
+                metrics.BREAKER_EVENTS.labels(outcome).inc(n)
 
     async def after_poll(self) -> None:
         """Publish what the poll decided, without waiting for a flush."""

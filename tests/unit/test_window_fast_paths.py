@@ -1,13 +1,14 @@
-"""The cheap bound that lets the breaker skip reading windows: never hides a trip."""
+"""The breaker's fast paths change no result: the bound, the nano-dollar amounts."""
 
 from decimal import Decimal
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from models.money import to_usd
 from models.policy import Policy
 from models.rules import RuleSet
-from models.windows import SpendWindows, WindowSpec
+from models.windows import SpendWindows, WindowSpec, usd_to_nano
 
 # (gap since the previous event in ms, how far back it lands in ms, cost in
 # hundredths of a cent): bursts, pauses, late and too-late arrivals.
@@ -85,3 +86,14 @@ def test_a_calm_session_is_not_read_and_a_burst_or_a_busy_one_is() -> None:
         busy.add(i * 780, Decimal("0"))
     assert busy.velocity().events(1) == 2
     assert rules.may_trip(busy)
+
+
+@given(
+    st.decimals(
+        min_value=-(10**12), max_value=10**12, allow_nan=False, allow_infinity=False
+    )
+)
+def test_nano_dollars_are_the_rounded_amount_whatever_its_places(
+    amount: Decimal,
+) -> None:
+    assert usd_to_nano(amount) == int(to_usd(amount).scaleb(9))

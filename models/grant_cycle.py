@@ -4,17 +4,24 @@ A worker changes its grants in cycles, one at a time (`streams.grant_book`).
 `GrantCycle` decides a cycle without I/O: it reads the stored entries
 (`models.grant_replay.GrantEntry` dicts, by grant id), applies each item in
 order to a private copy, and collects what to publish (`Emitted`) and the
-entries to write back (`EntryStore.changed`). The worker publishes first and
-writes back second, so a crash between the two replays the cycle's ops rather
-than losing a transfer; replayed ops are harmless because:
+entries to store (`GrantCycle.changed`). The worker sends the transfers and
+statuses and waits for them before it stores; a crash in between replays the
+cycle's ops, which is harmless because:
 
-- a command at or below a grant's mark, or with a command id it holds, is
-  skipped (`models.grant_replay`);
+- a command or a debit at or below a grant's mark for its source partition,
+  or a command with a command id the grant holds, is skipped; a grant that
+  does not exist keeps marks too, for a while (`models.grant_replay`); a
+  debit without a source counts its event id once
+  (`models.grants.RECENT_EVENT_IDS`);
 - a transfer at or below the receiver's `seq` from its sender is dropped
-  (`models.transfers`); a debit whose event id the grant holds is not
-  counted again (`models.grants.RECENT_EVENT_IDS`);
-- every `grant_activity` row carries an id derived from its cause
-  (`ActivityRow`), so writing it again replaces it.
+  (`models.transfers`).
+
+Activity rows are sent beside the store, not before it, so a cycle of
+authorizations costs one round trip: each stored entry keeps its cycle's rows
+in its outbox, and they are sent again whenever the entry may not have been
+sent (restored by another worker or after a crash: `EntryStore.acked`). A
+row's id is derived from its cause (`ActivityRow`), so sending it again
+replaces it.
 
 >>> from datetime import UTC, datetime
 >>> from models.money import to_usd
@@ -23,16 +30,16 @@ than losing a transfer; replayed ops are harmless because:
 >>> opened = CommandOp(command=GrantCommand(command="open", grant_id="g", ts=ts,
 ...                    limit_usd=to_usd("1")), source_partition=0, source_offset=5)
 >>> live = {}
->>> cycle = GrantCycle(live)
+>>> cycle = GrantCycle(live, now=ts)
 >>> cycle.apply(opened)
->>> live.update(cycle.store.changed())
->>> again = GrantCycle(live)
+>>> live.update(cycle.changed())
+>>> again = GrantCycle(live, now=ts)
 >>> again.apply(opened)
 >>> again.emitted.ops
 Counter({('command', 'skipped'): 1})
 """
 
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -40,81 +47,14 @@ from decimal import Decimal
 from typing import Any
 
 from models.funding import expire
+from models.grant_entries import Decoded, EntryStore
 from models.grant_ops import CommandOp, DebitOp, GrantOp, TransferOp
 from models.grant_outcomes import AuthorizeResult, Outcome
-from models.grant_replay import CommandOrigin, GrantEntry, stored_deadline
 from models.grants import Grant
 from models.records import GrantActivity, GrantStatus
 from models.reservations import DEFAULT_HOLD_S
 from models.transfers import Transfer
 from models.wallet import Wallet
-
-
-class EntryStore:
-    """A write-back copy of stored grant entries: a `GrantStore` for a `Wallet`.
-
-    `live` maps grant ids to stored entries (`GrantEntry.to_dict()`); it is
-    only read. `owned_ids` lists the grants this worker owns, for sweeps.
-    """
-
-    def __init__(
-        self,
-        live: Mapping[str, dict[str, Any]],
-        owned_ids: Callable[[], Iterable[str]] | None = None,
-    ) -> None:
-        self._live = live
-        self._owned_ids = owned_ids or (lambda: list(live))
-        self._entries: dict[str, GrantEntry | None] = {}
-        self.dirty: set[str] = set()
-
-    def entry(self, grant_id: str) -> GrantEntry | None:
-        if grant_id not in self._entries:
-            value = self._live.get(grant_id)
-            entry = None if value is None else GrantEntry.from_dict(value)
-            self._entries[grant_id] = entry
-        return self._entries[grant_id]
-
-    def get(self, grant_id: str) -> Grant | None:
-        entry = self.entry(grant_id)
-        return None if entry is None else entry.grant
-
-    def put(self, grant: Grant) -> None:
-        entry = self.entry(grant.grant_id)
-        if entry is None:
-            self._entries[grant.grant_id] = GrantEntry(grant)
-        else:
-            entry.grant = grant
-        self.dirty.add(grant.grant_id)
-
-    def grant_ids(self) -> list[str]:
-        return list(self._owned_ids())
-
-    def deadline(self, grant_id: str) -> datetime | None:
-        """When the grant next times out, decoding it only if this cycle did."""
-        entry = self._entries.get(grant_id)
-        if entry is not None:
-            return entry.grant.next_deadline()
-        value = self._live.get(grant_id)
-        return None if value is None else stored_deadline(value)
-
-    def seen(self, grant_id: str, origin: CommandOrigin) -> bool:
-        entry = self.entry(grant_id)
-        return entry is not None and entry.marks.seen(origin)
-
-    def mark(self, grant_id: str, origin: CommandOrigin) -> None:
-        """Record a command as applied on `grant_id`, if that grant exists."""
-        entry = self.entry(grant_id)
-        if entry is not None:
-            entry.marks.mark(origin)
-            self.dirty.add(grant_id)
-
-    def changed(self) -> dict[str, dict[str, Any]]:
-        """The entries this cycle changed, as values to store."""
-        return {
-            gid: entry.to_dict()
-            for gid in sorted(self.dirty)
-            if (entry := self._entries.get(gid)) is not None
-        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,6 +63,14 @@ class ActivityRow:
 
     row_id: str
     activity: GrantActivity
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"row_id": self.row_id, **self.activity.to_json_dict()}
+
+    @classmethod
+    def from_dict(cls, value: dict[str, Any]) -> "ActivityRow":
+        fields = dict(value)
+        return cls(fields.pop("row_id"), GrantActivity.model_validate(fields))
 
 
 @dataclass(slots=True)
@@ -148,16 +96,23 @@ class Emitted:
 
 
 class GrantCycle:
-    """Applies one cycle's items to a copy of the stored entries."""
+    """Applies one cycle's items to a copy of the stored entries.
+
+    `now` is the wall clock at the cycle's start: it dates the marks kept for
+    grants that do not exist (`models.grant_replay.GrantEntry`).
+    """
 
     def __init__(
         self,
         live: Mapping[str, dict[str, Any]],
         owned_ids: Callable[[], Iterable[str]] | None = None,
         *,
+        now: datetime,
         hold_s: float = DEFAULT_HOLD_S,
+        decoded: Decoded | None = None,
     ) -> None:
-        self.store = EntryStore(live, owned_ids)
+        self.now = now
+        self.store = EntryStore(live, owned_ids, decoded)
         self.wallet = Wallet(self.store, deliver_locally=False, hold_s=hold_s)
         self.emitted = Emitted()
 
@@ -177,12 +132,16 @@ class GrantCycle:
             self.emitted.ops["command", "skipped"] += 1
             return
         out = self.wallet.apply(op.command)
-        self.store.mark(key, op.origin)
+        self.store.mark(key, op.origin, self.now)
         self.emitted.add(op.cause, out)
         refused = any(s.status == "refused" for s in out.statuses)
         self.emitted.ops["command", "refused" if refused else "applied"] += 1
 
     def _debit(self, op: DebitOp) -> None:
+        origin = op.origin
+        if origin is not None and self.store.seen(op.grant_id, origin):
+            self.emitted.ops["debit", "skipped"] += 1
+            return
         result = self.wallet.spend(
             op.grant_id,
             op.event_id,
@@ -191,10 +150,37 @@ class GrantCycle:
             reservation_id=op.reservation_id,
             final=op.reservation_final,
         )
+        if origin is not None:
+            self.store.mark(op.grant_id, origin, self.now)
         if result.flag is not None:
             self.emitted.flags[result.flag] += 1
         self.emitted.add(op.cause, result.outcome)
         self.emitted.ops["debit", result.flag or "charged"] += 1
+
+    def changed(self) -> dict[str, dict[str, Any] | None]:
+        """The entries to store, each with its rows of this cycle as its outbox.
+
+        An entry this process may not have sent yet (`EntryStore.acked`) keeps
+        its old rows too, and they are sent again with this cycle's.
+        """
+        rows: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        for row in self.emitted.rows:
+            rows[row.activity.grant_id].append(row.to_dict())
+        for grant_id in self.store.dirty:
+            entry = self.store.entry(grant_id)
+            if entry is None:
+                continue
+            unsent = [] if grant_id in self.store.acked else entry.outbox
+            self.emitted.rows.extend(ActivityRow.from_dict(r) for r in unsent)
+            entry.outbox = unsent + rows[grant_id]
+        return self.store.changed()
+
+    def resend(self) -> None:
+        """Send again the rows in the outbox of every grant this worker owns."""
+        for grant_id in self.store.grant_ids():
+            entry = self.store.entry(grant_id)
+            if entry is not None:
+                self.emitted.rows.extend(ActivityRow.from_dict(r) for r in entry.outbox)
 
     def authorize(
         self,
@@ -221,6 +207,7 @@ class GrantCycle:
                 continue
             grant = self.store.get(grant_id)
             if grant is None:
+                self.store.forget(grant_id)
                 continue
             for rid, held in list(grant.reservations.items()):
                 if held.expires_at <= now:

@@ -6,15 +6,18 @@ the grant that applies it (the topic is co-partitioned with the grants table):
 - `CommandOp`: a command from `spend.grants`, keyed by `route_key`, with the
   partition and offset it was read at (`models.grant_replay`);
 - `TransferOp`: the receiver half of the fund protocol, keyed by `to_id`;
-- `DebitOp`: a cost event charged to a grant, keyed by `grant_id`.
+- `DebitOp`: a cost event charged to a grant, keyed by `grant_id`, with the
+  `spend.events` partition and offset it was read at.
 
 Each op names its `cause`, from which the ids of its `grant_activity` rows are
 derived, so a replayed op writes the same rows again.
 
 >>> op = decode_op(encode_op(debit_value(
-...     "e-1", "g-1", to_usd("0.05"), datetime(2026, 11, 1, tzinfo=UTC), "r-1")))
->>> op.key, op.cause, op.cost_usd
-('g-1', 'ev/e-1', Decimal('0.050000000'))
+...     "e-1", "g-1", to_usd("0.05"), datetime(2026, 11, 1, tzinfo=UTC),
+...     source=(3, 41), reservation_id="r-1")))
+>>> op.key, op.cause, op.cost_usd, op.origin
+('g-1', 'ev/e-1', Decimal('0.050000000'), Origin(source='events', partition=3, \
+offset=41, command_id=None))
 """
 
 from datetime import UTC, datetime
@@ -25,7 +28,7 @@ from pydantic import AwareDatetime, Field, TypeAdapter, ValidationError
 
 from models.codec import dumps, loads
 from models.errors import InvalidRecord
-from models.grant_replay import CommandOrigin
+from models.grant_replay import Origin
 from models.money import to_usd
 from models.records import GrantCommand
 from models.transfers import Transfer
@@ -48,10 +51,9 @@ class CommandOp(Record):
         return route_key(self.command)
 
     @property
-    def origin(self) -> CommandOrigin:
-        return CommandOrigin(
-            self.source_partition, self.source_offset, self.command.command_id
-        )
+    def origin(self) -> Origin:
+        cid = self.command.command_id
+        return Origin("grants", self.source_partition, self.source_offset, cid)
 
     @property
     def cause(self) -> str:
@@ -85,10 +87,18 @@ class DebitOp(Record):
     cost_usd: Usd
     reservation_id: Name | None = None
     reservation_final: bool = False
+    source_partition: Offset | None = None
+    source_offset: Offset | None = None
 
     @property
     def key(self) -> str:
         return self.grant_id
+
+    @property
+    def origin(self) -> Origin | None:
+        if self.source_partition is None or self.source_offset is None:
+            return None
+        return Origin("events", self.source_partition, self.source_offset)
 
     @property
     def cause(self) -> str:
@@ -118,10 +128,15 @@ def debit_value(
     grant_id: str,
     cost_usd: Decimal,
     ts: datetime,
+    *,
+    source: tuple[int, int] | None = None,
     reservation_id: str | None = None,
     final: bool = False,
 ) -> dict[str, Any]:
-    """A `DebitOp` as a dict, built without validation: the events path's form."""
+    """A `DebitOp` as a dict, built without validation: the events path's form.
+
+    `source` is the event's partition and offset on `spend.events`.
+    """
     value: dict[str, Any] = {
         "op": "debit",
         "grant_id": grant_id,
@@ -129,6 +144,8 @@ def debit_value(
         "ts": ts.astimezone(UTC).isoformat(),
         "cost_usd": to_usd(cost_usd),
     }
+    if source is not None:
+        value["source_partition"], value["source_offset"] = source
     if reservation_id is not None:
         value["reservation_id"] = reservation_id
     if final:

@@ -1,9 +1,10 @@
 """Grant cycles over two partitions, with crashes: every op counts once.
 
 `World` plays the worker's part without Kafka: a log of op values per
-partition, a stored entry per grant, and cycles that publish (transfers to the
-logs, rows to a table keyed by row id) before they write back. A crashed cycle
-publishes and then loses its write-back, so its ops are read again.
+partition, a stored entry per grant, and cycles that publish transfers to the
+logs before they store, and land rows (in a table keyed by row id) beside the
+store. A cycle that crashes before its store has its ops read again; one that
+crashes after it loses its rows, and the restarted worker sends outboxes again.
 """
 
 from collections import Counter
@@ -17,15 +18,17 @@ from hypothesis import strategies as st
 
 from models.errors import InvalidRecord
 from models.grant_cycle import ActivityRow, GrantCycle
+from models.grant_entries import Decoded
 from models.grant_ledger import ledger_problems
 from models.grant_ops import (
     CommandOp,
+    GrantOp,
     TransferOp,
     debit_value,
     decode_op,
     encode_op,
 )
-from models.grant_replay import GrantEntry
+from models.grant_replay import UNKNOWN_MARKS_S, GrantEntry
 from models.grants import Grant
 from models.money import to_usd
 from models.records import GrantCommand
@@ -43,6 +46,13 @@ COUNT_ONCE = [
 """Op outcomes that change a grant: each op may have one at most, once."""
 
 
+def _changes(cycle: GrantCycle, op: GrantOp) -> bool:
+    """Apply `op`; True if it changed a grant (see `COUNT_ONCE`)."""
+    before = sum(cycle.emitted.ops[k] for k in COUNT_ONCE)
+    cycle.apply(op)
+    return sum(cycle.emitted.ops[k] for k in COUNT_ONCE) > before
+
+
 def partition_of(grant_id: str) -> int:
     return sum(map(ord, grant_id)) % 2
 
@@ -54,10 +64,13 @@ class World:
         self.logs: list[list[bytes]] = [[], []]
         self.done = [0, 0]
         self.live: list[dict[str, dict[str, Any]]] = [{}, {}]
+        self.decoded: list[Decoded] = [{}, {}]
+        self.resend_due = [False, False]
         self.rows: dict[str, ActivityRow] = {}
         self.ops: Counter[tuple[str, str]] = Counter()
         self.applied: Counter[str] = Counter()
         self.source_offset = 0
+        self.debits: list[tuple[str, bytes]] = []
 
     def append(self, key: str, value: bytes) -> None:
         self.logs[partition_of(key)].append(value)
@@ -78,47 +91,78 @@ class World:
         return op
 
     def debit(self, event_id: str, grant_id: str, cost: str, copies: int = 1) -> None:
-        value = encode_op(debit_value(event_id, grant_id, to_usd(cost), T0))
+        """Charge an event read at the next offset of an events partition."""
+        source = (0, len(self.debits))
+        value = encode_op(
+            debit_value(event_id, grant_id, to_usd(cost), T0, source=source)
+        )
+        self.debits.append((grant_id, value))
         for _ in range(copies):
             self.append(grant_id, value)
 
-    def cycle(self, partition: int, size: int, *, crash: bool = False) -> GrantCycle:
-        """Apply up to `size` ops, publish, and write back unless it crashes."""
+    def replay_debits(self, count: int) -> None:
+        """The ingest reads its last `count` events again after a crash."""
+        for grant_id, value in self.debits[-count:]:
+            self.append(grant_id, value)
+
+    def cycle(
+        self, partition: int, size: int, *, crash: str | None = None
+    ) -> GrantCycle:
+        """Apply up to `size` ops, publish, store; `crash` before or after storing."""
         start = self.done[partition]
         batch = self.logs[partition][start : start + size]
-        cycle = GrantCycle(self.live[partition])
-        applied: list[str] = []
-        for raw in batch:
-            op = decode_op(raw)
-            before = sum(cycle.emitted.ops[k] for k in COUNT_ONCE)
-            cycle.apply(op)
-            if sum(cycle.emitted.ops[k] for k in COUNT_ONCE) > before:
-                applied.append(op.cause)
+        cycle = GrantCycle(
+            self.live[partition], now=T0, decoded=self.decoded[partition]
+        )
+        applied = [op.cause for op in map(decode_op, batch) if _changes(cycle, op)]
+        changed = cycle.changed()
         for transfer in cycle.emitted.transfers:
             self.append(transfer.to_id, encode_op(TransferOp(transfer=transfer)))
-        self.rows.update((row.row_id, row) for row in cycle.emitted.rows)
-        if not crash:
-            self.live[partition].update(cycle.store.changed())
-            self.done[partition] = start + len(batch)
-            self.ops.update(cycle.emitted.ops)
-            self.applied.update(applied)
+        if crash is not None:
+            self.decoded[partition].clear()
+        if crash == "before_store":
+            self.land(cycle.emitted.rows)
+            return cycle
+        self.live[partition].update(changed)
+        self.ops.update(cycle.emitted.ops)
+        self.applied.update(applied)
+        if crash == "after_store":
+            self.resend_due[partition] = True
+            return cycle
+        self.land(cycle.emitted.rows)
+        cycle.store.decoded_after(changed)
+        self.done[partition] = start + len(batch)
+        if self.resend_due[partition]:
+            self.resend(partition)
         return cycle
+
+    def resend(self, partition: int) -> None:
+        """What a restarted worker does once its partitions are restored."""
+        cycle = GrantCycle(self.live[partition], now=T0)
+        cycle.resend()
+        self.land(cycle.emitted.rows)
+        self.resend_due[partition] = False
+
+    def land(self, rows: list[ActivityRow]) -> None:
+        self.rows.update((row.row_id, row) for row in rows)
 
     def settle(self) -> None:
         while any(self.done[p] < len(self.logs[p]) for p in (0, 1)):
             for p in (0, 1):
                 self.cycle(p, 5)
+        for p in (0, 1):
+            if self.resend_due[p]:
+                self.resend(p)
 
     def grants(self) -> list[Grant]:
-        return [
-            GrantEntry.from_dict(value).grant
-            for live in self.live
-            for value in live.values()
-        ]
+        entries = [GrantEntry.from_dict(v) for live in self.live for v in live.values()]
+        return [e.grant for e in entries if e.grant is not None]
 
     def grant(self, grant_id: str) -> Grant:
         value = self.live[partition_of(grant_id)][grant_id]
-        return GrantEntry.from_dict(value).grant
+        grant = GrantEntry.from_dict(value).grant
+        assert grant is not None
+        return grant
 
     def row_sum(self, kind: str) -> Decimal:
         rows = self.rows.values()
@@ -154,10 +198,10 @@ def test_a_crash_after_publishing_replays_the_cycle_once() -> None:
     world.command("open", "a", limit_usd="10.00")
     world.command("open", "b", parent_id="a", limit_usd="2.00")
     world.command("fund", "b", parent_id="a", amount_usd="0.50")
-    world.cycle(partition_of("a"), 10, crash=True)
+    world.cycle(partition_of("a"), 10, crash="before_store")
     world.cycle(partition_of("a"), 10)
     world.debit("e-1", "b", "0.25")
-    world.cycle(partition_of("b"), 10, crash=True)
+    world.cycle(partition_of("b"), 10, crash="before_store")
     world.settle()
 
     a, b = world.grant("a"), world.grant("b")
@@ -168,6 +212,46 @@ def test_a_crash_after_publishing_replays_the_cycle_once() -> None:
     assert world.row_sum("fund_out") == to_usd("2.50")
 
 
+def test_an_ingest_replay_of_300_events_on_one_grant_counts_each_once() -> None:
+    world = World()
+    world.command("open", "a", limit_usd="5.00")
+    for n in range(300):
+        world.debit(f"e-{n}", "a", "0.01")
+    world.replay_debits(300)
+    world.settle()
+
+    assert world.grant("a").spent_usd == to_usd("3.00")
+    assert world.ops["debit", "skipped"] == 300
+
+
+def test_an_event_flagged_unknown_is_not_charged_when_replayed_later() -> None:
+    world = World()
+    world.debit("e-1", "late", "0.05")
+    world.settle()
+    world.command("open", "late", limit_usd="1.00")
+    world.replay_debits(1)
+    world.settle()
+
+    assert world.grant("late").spent_usd == 0
+    assert world.ops["debit", "unknown"] == world.ops["debit", "skipped"] == 1
+
+
+def test_the_marks_of_a_grant_never_opened_are_forgotten_after_a_while() -> None:
+    world = World()
+    world.debit("e-1", "never", "0.05")
+    world.settle()
+    p = partition_of("never")
+    assert GrantEntry.from_dict(world.live[p]["never"]).grant is None
+
+    early = GrantCycle(world.live[p], now=T0)
+    early.sweep(T0 + timedelta(seconds=UNKNOWN_MARKS_S - 1))
+    late = GrantCycle(world.live[p], now=T0)
+    late.sweep(T0 + timedelta(seconds=UNKNOWN_MARKS_S))
+
+    assert early.changed() == {}
+    assert late.changed() == {"never": None}
+
+
 def test_a_replayed_cycle_writes_rows_with_the_same_ids() -> None:
     world = World()
     world.command("open", "a", limit_usd="1.00")
@@ -175,7 +259,7 @@ def test_a_replayed_cycle_writes_rows_with_the_same_ids() -> None:
     world.debit("e-2", "a", "0.70")
     p = partition_of("a")
 
-    crashed = world.cycle(p, 10, crash=True)
+    crashed = world.cycle(p, 10, crash="before_store")
     replayed = world.cycle(p, 10)
 
     assert [r.row_id for r in crashed.emitted.rows] == [
@@ -206,51 +290,106 @@ def test_events_on_unknown_closed_and_exhausted_grants_are_flagged() -> None:
     assert [r.activity.grant_id for r in exhausted] == ["a"]
 
 
+class Worker:
+    """One partition's stored entries, changed in cycles as the worker does."""
+
+    def __init__(self) -> None:
+        self.live: dict[str, dict[str, Any]] = {}
+        self.decoded: Decoded = {}
+
+    def cycle(self, **kwargs: Any) -> GrantCycle:
+        return GrantCycle(self.live, now=T0, decoded=self.decoded, **kwargs)
+
+    def store(self, cycle: GrantCycle) -> list[str]:
+        """Store the cycle; the ids of the rows sent beside the store."""
+        changed = cycle.changed()
+        self.live.update(changed)
+        cycle.store.decoded_after(changed)
+        return [row.row_id for row in cycle.emitted.rows]
+
+    def open(self, *grant_ids: str) -> None:
+        cycle = self.cycle()
+        for n, gid in enumerate(grant_ids):
+            op = CommandOp(
+                command=_open(gid, "1.00"), source_partition=0, source_offset=n
+            )
+            cycle.apply(op)
+        self.store(cycle)
+
+    def grant(self, grant_id: str) -> Grant:
+        grant = GrantEntry.from_dict(self.live[grant_id]).grant
+        assert grant is not None
+        return grant
+
+
 def _held(cycle: GrantCycle, grant_id: str, rid: str, now: datetime) -> None:
     answer = cycle.authorize(grant_id, to_usd("0.10"), rid, now, hold_s=30)
     assert answer.approved
 
 
 def test_a_hold_is_stored_and_a_later_sweep_releases_it() -> None:
-    live: dict[str, dict[str, Any]] = {}
-    opening = GrantCycle(live)
-    opening.apply(
-        CommandOp(command=_open("g", "1.00"), source_partition=0, source_offset=0)
-    )
-    live.update(opening.store.changed())
-    first = GrantCycle(live)
+    worker = Worker()
+    worker.open("g")
+    first = worker.cycle()
     _held(first, "g", "r1", T0)
     _held(first, "g", "r2", T0 + timedelta(seconds=20))
-    live.update(first.store.changed())
-    assert GrantEntry.from_dict(live["g"]).grant.reserved_usd == to_usd("0.20")
+    worker.store(first)
+    assert worker.grant("g").reserved_usd == to_usd("0.20")
 
     sweeps = []
     for after_s in (10, 31, 51):
-        sweep = GrantCycle(live)
+        sweep = worker.cycle()
         sweep.sweep(T0 + timedelta(seconds=after_s))
-        live.update(sweep.store.changed())
-        sweeps.append([r.row_id for r in sweep.emitted.rows])
+        sweeps.append(worker.store(sweep))
 
-    grant = GrantEntry.from_dict(live["g"]).grant
+    grant = worker.grant("g")
     assert (grant.reserved_usd, grant.balance_usd) == (0, to_usd("1.00"))
     assert sweeps[0] == [] and len(sweeps[1]) == len(sweeps[2]) == 1
     assert sweeps[1] != sweeps[2]
 
 
-def test_a_sweep_visits_only_the_grants_this_worker_owns() -> None:
-    live: dict[str, dict[str, Any]] = {}
-    setup = GrantCycle(live)
-    for n, gid in enumerate(("mine", "theirs")):
-        setup.apply(
-            CommandOp(command=_open(gid, "1"), source_partition=0, source_offset=n)
-        )
-        _held(setup, gid, "r", T0)
-    live.update(setup.store.changed())
+def test_a_cycle_that_was_not_stored_leaves_no_trace() -> None:
+    worker = Worker()
+    worker.open("g")
+    failed = worker.cycle()
+    _held(failed, "g", "r1", T0)
+    failed.changed()
+    failed.store.decoded_after({})
 
-    sweep = GrantCycle(live, owned_ids=lambda: ["mine"])
+    assert worker.cycle().store.get("g") == worker.grant("g")
+    assert worker.grant("g").reserved_usd == 0
+
+
+def test_rows_lost_after_the_store_are_sent_by_the_next_worker() -> None:
+    worker = Worker()
+    worker.open("g")
+    lost = worker.cycle()
+    _held(lost, "g", "r1", T0)
+    lost_rows = {row.row_id for row in lost.emitted.rows}
+    worker.live.update(lost.changed())
+
+    restarted = GrantCycle(worker.live, now=T0)
+    restarted.resend()
+
+    assert {row.row_id for row in restarted.emitted.rows} == lost_rows
+    again = GrantCycle(worker.live, now=T0)
+    _held(again, "g", "r2", T0)
+    again.changed()
+    assert lost_rows < {row.row_id for row in again.emitted.rows}
+
+
+def test_a_sweep_visits_only_the_grants_this_worker_owns() -> None:
+    worker = Worker()
+    worker.open("mine", "theirs")
+    setup = worker.cycle()
+    for gid in ("mine", "theirs"):
+        _held(setup, gid, "r", T0)
+    worker.store(setup)
+
+    sweep = worker.cycle(owned_ids=lambda: ["mine"])
     sweep.sweep(T0 + timedelta(minutes=5))
 
-    assert set(sweep.store.changed()) == {"mine"}
+    assert set(sweep.changed()) == {"mine"}
 
 
 def test_an_expired_child_closes_and_its_money_returns_to_the_parent() -> None:
@@ -260,9 +399,9 @@ def test_an_expired_child_closes_and_its_money_returns_to_the_parent() -> None:
     world.command("open", "b", parent_id="a", limit_usd="1.00", expires_at=expires_at)
     world.settle()
     p = partition_of("b")
-    sweep = GrantCycle(world.live[p])
+    sweep = GrantCycle(world.live[p], now=T0)
     sweep.sweep(expires_at)
-    world.live[p].update(sweep.store.changed())
+    world.live[p].update(sweep.changed())
     for transfer in sweep.emitted.transfers:
         world.append(transfer.to_id, encode_op(TransferOp(transfer=transfer)))
     world.settle()
@@ -306,6 +445,7 @@ def test_an_op_that_is_not_one_says_why(raw: bytes, reason: str) -> None:
 GRANT_IDS = st.sampled_from(["a", "b", "c", "d"])
 AMOUNTS = st.sampled_from(["0.05", "0.10", "0.50", "1.00", "3.00"])
 COPIES = st.sampled_from([1, 2])
+CRASHES = st.sampled_from([None, None, "before_store", "after_store"])
 ACTIONS = st.one_of(
     st.tuples(st.just("open"), GRANT_IDS, AMOUNTS, COPIES),
     st.tuples(st.just("child"), GRANT_IDS, GRANT_IDS, AMOUNTS, COPIES),
@@ -313,7 +453,8 @@ ACTIONS = st.one_of(
     st.tuples(st.just("top_up"), GRANT_IDS, AMOUNTS, COPIES),
     st.tuples(st.just("close"), GRANT_IDS, COPIES),
     st.tuples(st.just("debit"), GRANT_IDS, AMOUNTS, COPIES),
-    st.tuples(st.just("cycle"), st.integers(0, 1), st.integers(1, 4), st.booleans()),
+    st.tuples(st.just("replay"), st.integers(1, 200)),
+    st.tuples(st.just("cycle"), st.integers(0, 1), st.integers(1, 4), CRASHES),
 )
 
 
@@ -333,6 +474,8 @@ def _act(world: World, action: tuple[Any, ...], debits: dict[str, Decimal]) -> N
         world.command("top_up", args[0], amount_usd=args[1], copies=args[2])
     elif kind == "close":
         world.command("close", args[0], copies=args[1])
+    elif kind == "replay":
+        world.replay_debits(args[0])
     elif kind == "debit":
         event_id = f"e-{len(debits)}"
         debits[event_id] = to_usd(args[1])
@@ -355,8 +498,18 @@ def test_crashes_and_redeliveries_neither_create_nor_lose_money(
     grants = world.grants()
     assert ledger_problems(grants, settled=True) == []
     assert all(n == 1 for n in world.applied.values())
-    commands = world.ops["command", "applied"] + world.ops["command", "refused"]
-    assert commands >= world.source_offset
+    considered = ("applied", "refused", "skipped")
+    assert sum(world.ops["command", o] for o in considered) >= world.source_offset
+    minted = sum((g.minted_usd for g in grants), to_usd(0))
+    roots_opened = sum(
+        (
+            r.activity.amount_usd
+            for r in world.rows.values()
+            if r.activity.kind == "open" and r.activity.parent_id is None
+        ),
+        to_usd(0),
+    )
+    assert minted == roots_opened + world.row_sum("top_up")
     spent = sum((g.spent_usd for g in grants), to_usd(0))
     assert world.row_sum("spend") == spent
     assert world.row_sum("spend") + world.row_sum("overspend") == sum(

@@ -46,7 +46,26 @@ ORDER BY (src_topic, src_partition, src_offset)
 TTL written_at + INTERVAL 3 DAY
 """
 
-TABLES = [SPEND_MINUTE, SEEN_EVENTS]
+GRANT_ACTIVITY = """
+CREATE TABLE IF NOT EXISTS {db}.grant_activity (
+    row_id String,
+    ts DateTime64(3, 'UTC'),
+    grant_id String,
+    parent_id String,
+    kind LowCardinality(String),
+    amount_usd Decimal(38, 9),
+    balance_usd Decimal(38, 9)
+) ENGINE = ReplacingMergeTree
+ORDER BY (grant_id, row_id)
+"""
+"""One row per money movement or status of a grant (`models.records.GrantActivity`).
+
+`row_id` is derived from the row's cause (`models.grant_cycle.ActivityRow`): a
+replay writes the same ids again, so read with FINAL. `parent_id` is '' for a
+root grant.
+"""
+
+TABLES = [SPEND_MINUTE, SEEN_EVENTS, GRANT_ACTIVITY]
 
 SPEND_MINUTE_COLUMNS = [
     "minute",
@@ -66,3 +85,13 @@ SPEND_MINUTE_COLUMNS = [
 ]
 
 SEEN_EVENTS_COLUMNS = ["event_id", "ts_ms", "src_topic", "src_partition", "src_offset"]
+
+GRANT_ACTIVITY_COLUMNS = [
+    "row_id",
+    "ts",
+    "grant_id",
+    "parent_id",
+    "kind",
+    "amount_usd",
+    "balance_usd",
+]

@@ -39,3 +39,10 @@ class Settings(BaseSettings):
     poll_max_records: int = Field(5_000, ge=1)
     dedup_horizon_s: float = Field(86_400, gt=0)
     dedup_max_ids: int = Field(2_000_000, ge=1)
+
+    grant_hold_s: float = Field(60.0, gt=0, description="default hold of authorize")
+    grant_sweep_interval_s: float = Field(
+        1.0, gt=0, description="how often held amounts and grants time out"
+    )
+    grant_batch_max: int = Field(1_000, ge=1, description="grant ops per batch")
+    grant_batch_within_s: float = Field(0.005, gt=0, description="or this long")

@@ -52,6 +52,21 @@ class Topics:
     def dlq(self) -> str:
         return self.name("dlq")
 
+    @property
+    def grant_ops(self) -> str:
+        """Internal: commands, transfers and debits, keyed by the grant they change."""
+        return self.name("grant-ops")
+
+    @property
+    def grants_changelog(self) -> str:
+        """Internal: the grants table's changelog, co-partitioned with grant-ops."""
+        return self.name("grants-changelog")
+
+    @property
+    def grant_activity(self) -> str:
+        """Internal: `grant_activity` rows on their way to ClickHouse."""
+        return self.name("grant-activity")
+
 
 @dataclass(frozen=True)
 class TopicSpec:
@@ -75,6 +90,9 @@ def topic_specs(settings: Settings) -> list[TopicSpec]:
         TopicSpec(topics.grant_status, outputs),
         TopicSpec(topics.ledger, outputs),
         TopicSpec(topics.dlq, 1, big),
+        TopicSpec(topics.grant_ops, inputs),
+        TopicSpec(topics.grants_changelog, inputs, {"cleanup.policy": "compact"}),
+        TopicSpec(topics.grant_activity, outputs),
     ]
 
 

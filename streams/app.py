@@ -2,6 +2,7 @@
 
 import faust
 
+from streams.grants import install_grants
 from streams.ingest import EventIngest
 from streams.settings import Settings
 from streams.store import Store
@@ -34,6 +35,7 @@ def create_app(settings: Settings, store: Store) -> tuple[faust.App, EventIngest
     )
     ingest = EventIngest(settings, store)
     install_routes(app, ingest)
+    install_grants(app, settings, store, ingest)
 
     @app.on_before_shutdown.connect
     async def flush_first(app: faust.App, **kwargs: object) -> None:

@@ -16,12 +16,11 @@ cycle's ops, which is harmless because:
 - a transfer at or below the receiver's `seq` from its sender is dropped
   (`models.transfers`).
 
-Activity rows are sent beside the store, not before it, so a cycle of
-authorizations costs one round trip: each stored entry keeps its cycle's rows
-in its outbox, and they are sent again whenever the entry may not have been
-sent (restored by another worker or after a crash: `EntryStore.acked`). A
-row's id is derived from its cause (`ActivityRow`), so sending it again
-replaces it.
+Activity rows travel inside the stored entries: each entry the cycle stores
+carries that cycle's rows for its grant (its outbox), so a row reaches Kafka
+exactly when its state does, and a cycle of authorizations costs one round
+trip. A row's id is derived from its cause (`ActivityRow`), so a replayed op
+writes the same row again, and it replaces itself.
 
 >>> from datetime import UTC, datetime
 >>> from models.money import to_usd
@@ -158,29 +157,21 @@ class GrantCycle:
         self.emitted.ops["debit", result.flag or "charged"] += 1
 
     def changed(self) -> dict[str, dict[str, Any] | None]:
-        """The entries to store, each with its rows of this cycle as its outbox.
+        """The entries to store, each with this cycle's rows as its outbox.
 
-        An entry this process may not have sent yet (`EntryStore.acked`) keeps
-        its old rows too, and they are sent again with this cycle's.
+        A row of a grant that has no entry (an event without a source on a
+        grant no one opened) gets a marks-only one to travel in.
         """
         rows: dict[str, list[dict[str, Any]]] = defaultdict(list)
         for row in self.emitted.rows:
             rows[row.activity.grant_id].append(row.to_dict())
+        for grant_id in rows:
+            self.store.keep(grant_id, self.now)
         for grant_id in self.store.dirty:
             entry = self.store.entry(grant_id)
-            if entry is None:
-                continue
-            unsent = [] if grant_id in self.store.acked else entry.outbox
-            self.emitted.rows.extend(ActivityRow.from_dict(r) for r in unsent)
-            entry.outbox = unsent + rows[grant_id]
-        return self.store.changed()
-
-    def resend(self) -> None:
-        """Send again the rows in the outbox of every grant this worker owns."""
-        for grant_id in self.store.grant_ids():
-            entry = self.store.entry(grant_id)
             if entry is not None:
-                self.emitted.rows.extend(ActivityRow.from_dict(r) for r in entry.outbox)
+                entry.outbox = rows.get(grant_id, [])
+        return self.store.changed()
 
     def authorize(
         self,

@@ -41,8 +41,6 @@ class EntryStore:
         self._decoded: Decoded = decoded if decoded is not None else {}
         self._entries: dict[str, GrantEntry | None] = {}
         self.dirty: set[str] = set()
-        self.acked: set[str] = set()
-        """Grants whose stored value this process wrote, its sends all acked."""
 
     def entry(self, grant_id: str) -> GrantEntry | None:
         if grant_id not in self._entries:
@@ -55,7 +53,6 @@ class EntryStore:
             return None
         known = self._decoded.get(grant_id)
         if known is not None and known[0] is value:
-            self.acked.add(grant_id)
             return known[1]
         return GrantEntry.from_dict(value)
 
@@ -89,12 +86,16 @@ class EntryStore:
 
     def mark(self, grant_id: str, origin: Origin, now: datetime) -> None:
         """Record an op as applied on `grant_id`, which may not exist (yet)."""
+        self.keep(grant_id, now).marks.mark(origin)
+
+    def keep(self, grant_id: str, now: datetime) -> GrantEntry:
+        """The entry of `grant_id`, marks-only if there is none; to be stored."""
         entry = self.entry(grant_id)
         if entry is None:
             forget_at = now + timedelta(seconds=UNKNOWN_MARKS_S)
             entry = self._entries[grant_id] = GrantEntry(None, forget_at=forget_at)
-        entry.marks.mark(origin)
         self.dirty.add(grant_id)
+        return entry
 
     def forget(self, grant_id: str) -> None:
         """Delete an entry that holds marks only."""

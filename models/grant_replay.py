@@ -93,9 +93,9 @@ class GrantEntry:
     than the creation.
 
     `outbox` holds the `grant_activity` rows (as dicts) of the cycle that
-    stored this value; they are sent beside the store, so a worker that
-    restores the value sends them again (`models.grant_cycle`). `deadline` is
-    stored too, so a sweep finds the entries due without decoding them all.
+    stored this value, so whatever reads the stored values (the changelog)
+    sees every row once its state is stored. `deadline` is stored too, so a
+    sweep finds the entries due without decoding them all.
     """
 
     grant: Grant | None

@@ -2,9 +2,10 @@
 
 `World` plays the worker's part without Kafka: a log of op values per
 partition, a stored entry per grant, and cycles that publish transfers to the
-logs before they store, and land rows (in a table keyed by row id) beside the
-store. A cycle that crashes before its store has its ops read again; one that
-crashes after it loses its rows, and the restarted worker sends outboxes again.
+logs before they store. Rows land (in a table keyed by row id) from the
+outboxes of the stored values, as the worker lands them from the changelog. A
+cycle that crashes before its store has its ops read again; one that crashes
+after it has them read again too, and skips them.
 """
 
 from collections import Counter
@@ -65,7 +66,6 @@ class World:
         self.done = [0, 0]
         self.live: list[dict[str, dict[str, Any]]] = [{}, {}]
         self.decoded: list[Decoded] = [{}, {}]
-        self.resend_due = [False, False]
         self.rows: dict[str, ActivityRow] = {}
         self.ops: Counter[tuple[str, str]] = Counter()
         self.applied: Counter[str] = Counter()
@@ -121,38 +121,30 @@ class World:
         if crash is not None:
             self.decoded[partition].clear()
         if crash == "before_store":
-            self.land(cycle.emitted.rows)
             return cycle
-        self.live[partition].update(changed)
+        self.store(partition, changed)
         self.ops.update(cycle.emitted.ops)
         self.applied.update(applied)
         if crash == "after_store":
-            self.resend_due[partition] = True
             return cycle
-        self.land(cycle.emitted.rows)
         cycle.store.decoded_after(changed)
         self.done[partition] = start + len(batch)
-        if self.resend_due[partition]:
-            self.resend(partition)
         return cycle
 
-    def resend(self, partition: int) -> None:
-        """What a restarted worker does once its partitions are restored."""
-        cycle = GrantCycle(self.live[partition], now=T0)
-        cycle.resend()
-        self.land(cycle.emitted.rows)
-        self.resend_due[partition] = False
-
-    def land(self, rows: list[ActivityRow]) -> None:
-        self.rows.update((row.row_id, row) for row in rows)
+    def store(self, partition: int, changed: dict[str, Any]) -> None:
+        """Store values; land the rows in their outboxes, as the changelog does."""
+        for grant_id, value in changed.items():
+            if value is None:
+                self.live[partition].pop(grant_id, None)
+                continue
+            self.live[partition][grant_id] = value
+            for row in value["outbox"]:
+                self.rows[row["row_id"]] = ActivityRow.from_dict(row)
 
     def settle(self) -> None:
         while any(self.done[p] < len(self.logs[p]) for p in (0, 1)):
             for p in (0, 1):
                 self.cycle(p, 5)
-        for p in (0, 1):
-            if self.resend_due[p]:
-                self.resend(p)
 
     def grants(self) -> list[Grant]:
         entries = [GrantEntry.from_dict(v) for live in self.live for v in live.values()]
@@ -301,9 +293,9 @@ class Worker:
         return GrantCycle(self.live, now=T0, decoded=self.decoded, **kwargs)
 
     def store(self, cycle: GrantCycle) -> list[str]:
-        """Store the cycle; the ids of the rows sent beside the store."""
+        """Store the cycle; the ids of the rows it made."""
         changed = cycle.changed()
-        self.live.update(changed)
+        self.live.update({k: v for k, v in changed.items() if v is not None})
         cycle.store.decoded_after(changed)
         return [row.row_id for row in cycle.emitted.rows]
 
@@ -360,22 +352,34 @@ def test_a_cycle_that_was_not_stored_leaves_no_trace() -> None:
     assert worker.grant("g").reserved_usd == 0
 
 
-def test_rows_lost_after_the_store_are_sent_by_the_next_worker() -> None:
+def test_each_stored_entry_carries_its_cycles_rows_and_no_older_ones() -> None:
     worker = Worker()
-    worker.open("g")
-    lost = worker.cycle()
-    _held(lost, "g", "r1", T0)
-    lost_rows = {row.row_id for row in lost.emitted.rows}
-    worker.live.update(lost.changed())
+    worker.open("g", "h")
+    first = worker.cycle()
+    _held(first, "g", "r1", T0)
+    first_rows = worker.store(first)
+    second = worker.cycle()
+    _held(second, "h", "r1", T0)
+    worker.store(second)
 
-    restarted = GrantCycle(worker.live, now=T0)
-    restarted.resend()
+    assert [r["row_id"] for r in worker.live["g"]["outbox"]] == first_rows
+    assert [r["kind"] for r in worker.live["h"]["outbox"]] == ["reserve"]
+    third = worker.cycle()
+    _held(third, "g", "r2", T0)
+    worker.store(third)
+    assert [r["row_id"] for r in worker.live["g"]["outbox"]] != first_rows
 
-    assert {row.row_id for row in restarted.emitted.rows} == lost_rows
-    again = GrantCycle(worker.live, now=T0)
-    _held(again, "g", "r2", T0)
-    again.changed()
-    assert lost_rows < {row.row_id for row in again.emitted.rows}
+
+def test_a_row_of_a_grant_without_an_entry_gets_one_to_travel_in() -> None:
+    live: dict[str, dict[str, Any]] = {}
+    cycle = GrantCycle(live, now=T0)
+    cycle.apply(decode_op(encode_op(debit_value("e-1", "ghost", to_usd("1"), T0))))
+
+    changed = cycle.changed()
+
+    [row] = changed["ghost"]["outbox"]
+    assert (row["kind"], row["amount_usd"]) == ("overspend", "1.000000000")
+    assert changed["ghost"]["grant"] is None
 
 
 def test_a_sweep_visits_only_the_grants_this_worker_owns() -> None:
@@ -401,7 +405,7 @@ def test_an_expired_child_closes_and_its_money_returns_to_the_parent() -> None:
     p = partition_of("b")
     sweep = GrantCycle(world.live[p], now=T0)
     sweep.sweep(expires_at)
-    world.live[p].update(sweep.changed())
+    world.store(p, sweep.changed())
     for transfer in sweep.emitted.transfers:
         world.append(transfer.to_id, encode_op(TransferOp(transfer=transfer)))
     world.settle()

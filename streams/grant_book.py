@@ -10,16 +10,15 @@ order:
    grant-ops, keyed by `to_id`) and statuses (to spend.grant-status) and wait
    for the acks;
 3. store the changed entries in the grants table, in memory and on its
-   changelog, and send the activity rows (to grant-activity) beside them;
-   wait for the acks;
+   changelog (each carries its activity rows: `streams.grant_landing`); wait
+   for the acks;
 4. answer the items: an authorization's 200 goes out only now, so a worker
    killed after answering keeps the hold when its partition is restored.
 
 A crash before 3 is done replays the cycle's ops (the grants agent commits
 its offsets only after its batch's cycle); `models.grant_cycle` says why a
-replay is harmless, and how rows lost in 3 are sent again from the entries'
-outboxes (`resend`, run when the table is restored). An authorization has no
-transfer and no status, so it costs one round trip.
+replay is harmless. An authorization has no transfer and no status, so it
+costs one round trip.
 
 The table is written outside of any Faust stream, so it partitions by key
 (`use_partitioner`): a grant's entry, its ops and its changelog records all
@@ -125,10 +124,6 @@ class GrantBook:
         """Release held amounts that timed out and close expired grants."""
         await self.submit(lambda cycle: cycle.sweep(now))
 
-    async def resend(self) -> None:
-        """Send the rows of every owned grant's outbox again (after a restore)."""
-        await self.submit(lambda cycle: cycle.resend())
-
     def view(self, grant_id: str) -> dict[str, Any] | None:
         """What `GET /v1/grants/{id}` shows, from the stored entry."""
         value = self.live.get(grant_id)
@@ -185,7 +180,7 @@ class GrantBook:
         changed = cycle.changed()
         try:
             await self._publish(cycle.emitted)
-            await self._store(changed, cycle.emitted)
+            await self._store(changed)
         except Exception as exc:
             log.exception("grant cycle failed items=%d; nothing stored", len(items))
             cycle.store.decoded_after({})
@@ -215,17 +210,15 @@ class GrantBook:
             acks.append(await send(topics.grant_status, key, value, None, None, None))
         await asyncio.gather(*acks)
 
-    async def _store(
-        self, changed: dict[str, dict[str, Any] | None], emitted: Emitted
-    ) -> None:
-        """Step 3: entries to the table and its changelog, rows beside them.
+    async def _store(self, changed: dict[str, dict[str, Any] | None]) -> None:
+        """Step 3: entries to the table and its changelog; None deletes.
 
         The changelog goes straight to the producer, as JSON the way Faust
         reads it back, rather than through the table's buffer: a cycle waits
         for these acks, and the buffer's task adds a hop.
         """
         send = self.app.producer.send
-        changelog, activity = self.topics.grants_changelog, self.topics.grant_activity
+        changelog = self.topics.grants_changelog
         acks = []
         for grant_id, value in changed.items():
             key = grant_id.encode()
@@ -236,11 +229,6 @@ class GrantBook:
             raw = None if value is None else dumps(value)
             partition = self._partition(key)
             acks.append(await send(changelog, key, raw, partition, None, None))
-        for row in emitted.rows:
-            key = row.activity.grant_id.encode()
-            acks.append(
-                await send(activity, key, dumps(row.to_dict()), None, None, None)
-            )
         await asyncio.gather(*acks)
 
     def _owned_ids(self) -> list[str]:

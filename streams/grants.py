@@ -11,10 +11,10 @@ the grant that applies the record, and has `events_partitions` partitions):
   which also produces the fund protocol's transfers back to grant-ops;
 - the `grants` table holds one entry per grant (`models.grant_replay`), its
   changelog is `<prefix>grants-changelog`;
-- grant-activity → agent `land_grant_activity` → ClickHouse `grant_activity`.
+- the changelog → `streams.grant_landing.ActivityLanding` → ClickHouse
+  `grant_activity` (each stored entry carries its cycle's rows).
 """
 
-import asyncio
 import logging
 from datetime import UTC, datetime
 from typing import Any
@@ -31,6 +31,7 @@ from streams import metrics
 from streams.dlq import dead_letter, encode
 from streams.grant_book import GrantBook
 from streams.grant_debits import GrantDebits
+from streams.grant_landing import ActivityLanding
 from streams.grant_views import install_grant_views
 from streams.ingest import EventIngest
 from streams.settings import Settings
@@ -38,9 +39,6 @@ from streams.store import Store
 from streams.topics import Topics
 
 log = logging.getLogger(__name__)
-
-ACTIVITY_BATCH = 5_000
-ACTIVITY_WITHIN_S = 0.5
 
 
 def install_grants(
@@ -50,12 +48,11 @@ def install_grants(
     topics = Topics(settings.topic_prefix)
     table = _table(app, topics, settings.events_partitions)
     book = GrantBook(app, table, settings)
-    table.on_recover(book.resend)
+    app.service(ActivityLanding(settings, store))  # type: ignore[arg-type]
     ingest.processors.append(GrantDebits(ingest, topics.grant_ops))
     install_grant_views(app, table, book)
     _route_commands(app, topics, settings)
     _apply_ops(app, book, topics, settings)
-    _land_activity(app, store, topics)
 
     @app.timer(settings.grant_sweep_interval_s)
     async def sweep_grants() -> None:
@@ -163,38 +160,3 @@ def _apply_ops(
     async def apply_grant_ops(stream: faust.Stream) -> None:
         async for values in stream.take(batch, within=within_s):
             await book.apply_ops(values)
-
-
-def _land_activity(app: faust.App, store: Store, topics: Topics) -> None:
-    source = _raw_topic(app, topics.grant_activity)
-
-    @app.agent(source, name="land_grant_activity")
-    async def land_grant_activity(stream: faust.Stream) -> None:
-        async for values in stream.take(ACTIVITY_BATCH, within=ACTIVITY_WITHIN_S):
-            await _write_activity(store, [_activity_row(v) for v in values])
-
-
-def _activity_row(value: bytes) -> tuple[Any, ...]:
-    row = loads(value)
-    return (
-        row["row_id"],
-        datetime.fromisoformat(row["ts"]),
-        row["grant_id"],
-        row.get("parent_id") or "",
-        row["kind"],
-        row["amount_usd"],
-        row["balance_usd"],
-    )
-
-
-async def _write_activity(store: Store, rows: list[tuple[Any, ...]]) -> None:
-    """Write rows, retrying until ClickHouse takes them (the offsets wait)."""
-    delay_s = 0.2
-    while True:
-        try:
-            await store.run(store.write_grant_activity, rows)
-            return
-        except Exception:
-            log.exception("grant_activity write failed; retrying in %.1fs", delay_s)
-            await asyncio.sleep(delay_s)
-            delay_s = min(delay_s * 2, 10.0)

@@ -56,6 +56,11 @@ GRANT_AUTHORIZATIONS = Counter(
 )
 """answer: approved (200), refused (402)."""
 
+GRANT_ACTIVITY_ROWS = Counter(
+    "spendstream_grant_activity_rows",
+    "grant_activity rows written to ClickHouse (again after a replay)",
+)
+
 GRANT_CYCLE_SECONDS = Histogram(
     "spendstream_grant_cycle_seconds",
     "Time to apply, publish and store one cycle of grant changes",

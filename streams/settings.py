@@ -45,4 +45,4 @@ class Settings(BaseSettings):
         1.0, gt=0, description="how often held amounts and grants time out"
     )
     grant_batch_max: int = Field(1_000, ge=1, description="grant ops per batch")
-    grant_batch_within_s: float = Field(0.005, gt=0, description="or this long")
+    grant_batch_within_s: float = Field(0.02, gt=0, description="or this long")

@@ -62,17 +62,22 @@ class Topics:
         """Internal: the grants table's changelog, co-partitioned with grant-ops."""
         return self.name("grants-changelog")
 
-    @property
-    def grant_activity(self) -> str:
-        """Internal: `grant_activity` rows on their way to ClickHouse."""
-        return self.name("grant-activity")
-
 
 @dataclass(frozen=True)
 class TopicSpec:
     name: str
     partitions: int
     config: dict[str, str] = field(default_factory=dict)
+
+
+GRANTS_CHANGELOG_LAG_MS = 3_600_000
+"""How long a superseded grants changelog record stays before compaction may
+remove it: it carries activity rows (`streams.grant_landing`)."""
+
+
+def grants_changelog_config() -> dict[str, str]:
+    lag_ms = str(GRANTS_CHANGELOG_LAG_MS)
+    return {"cleanup.policy": "compact", "min.compaction.lag.ms": lag_ms}
 
 
 def topic_specs(settings: Settings) -> list[TopicSpec]:
@@ -91,8 +96,7 @@ def topic_specs(settings: Settings) -> list[TopicSpec]:
         TopicSpec(topics.ledger, outputs),
         TopicSpec(topics.dlq, 1, big),
         TopicSpec(topics.grant_ops, inputs),
-        TopicSpec(topics.grants_changelog, inputs, {"cleanup.policy": "compact"}),
-        TopicSpec(topics.grant_activity, outputs),
+        TopicSpec(topics.grants_changelog, inputs, grants_changelog_config()),
     ]
 
 

@@ -85,11 +85,12 @@ def wait_for(check: Callable[[], Any], what: str, timeout_s: float = 60) -> Any:
 
 
 def wait_landed(kafka: str, prefix: str, timeout_s: float = 60) -> None:
-    """Wait until the workers have landed every grant_activity row they sent.
+    """Wait until the workers have landed every grant_activity row they stored.
 
-    That is: the workers' group has committed the end of grant-activity.
+    That is: their landing group has committed the end of the grants changelog.
     """
-    topic, group = f"{prefix}grant-activity", prefix.rstrip(".")
+    topic = f"{prefix}grants-changelog"
+    group = f"{prefix.rstrip('.')}-grant-activity"
 
     async def behind() -> int:
         admin = AIOKafkaAdminClient(bootstrap_servers=kafka)

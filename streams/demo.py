@@ -6,8 +6,9 @@ In this order:
    already running;
 2. start a worker on a fresh topic prefix, consumer group and embedded store
    under `var/demo/<run>/`, and wait until it owns the events partitions;
-3. produce the fleet (`models.fleet`), then wait until the worker has read
-   and flushed every record;
+3. send the fleet's grant commands (`streams.demo_grants`), produce the fleet
+   (`models.fleet`), then wait until the worker has read and flushed every
+   record and landed every grant row;
 4. stop the worker with SIGTERM, open its store and print the summary;
 5. stop what step 1 and 2 started, also on Ctrl-C or an error.
 """
@@ -44,8 +45,16 @@ from rich.progress import (
 from rich.table import Table
 
 from models.errors import SpendstreamError
-from models.fleet import TIMELINE, FleetTally, GatewayRecord, fleet, tally
+from models.fleet import (
+    TIMELINE,
+    FleetTally,
+    GatewayRecord,
+    fleet,
+    grant_commands,
+    tally,
+)
 from models.money import ZERO_USD, usd_text
+from streams import demo_grants
 from streams.settings import Settings
 from streams.store import Store
 from streams.topics import Topics
@@ -510,6 +519,7 @@ SECTIONS: list[Section] = [
     spend_by_model,
     totals,
     dead_letters,
+    demo_grants.grants,
 ]
 
 
@@ -539,9 +549,17 @@ def drive(
         f"fleet: {len(records):,} records, {TIMELINE.total_seconds() / 60:.0f} "
         f"minutes of event time from {start:%H:%M:%S} UTC, sent at once"
     )
+    commands = grant_commands(records)
+    if not demo_grants.send_commands(run.settings, run.base_url, commands):
+        raise DemoError(
+            f"the worker did not apply the grant commands; see {run.log_path}"
+        )
     with _progress(console) as progress:
         produce(run, records, progress)
         counts = wait_processed(run, worker, len(records), progress)
+    debits = demo_grants.charged_events(records)
+    if not demo_grants.wait_settled(run.settings, run.base_url, debits):
+        raise DemoError(f"grant spend did not settle; see {run.log_path}")
     topics = Topics(run.settings.topic_prefix)
     return RunFacts(topics.events, topics.dlq, counts, tally(records))
 

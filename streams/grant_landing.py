@@ -24,6 +24,8 @@ from datetime import datetime
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.structs import TopicPartition
 from mode import Service
 
 from models.codec import loads
@@ -41,6 +43,28 @@ POLL_MS = 500
 def landing_group(settings: Settings) -> str:
     """The consumer group that lands activity rows from the changelog."""
     return f"{settings.app_id}-grant-activity"
+
+
+async def rows_behind(settings: Settings) -> int:
+    """Changelog records the landing group has not committed yet (all workers)."""
+    topic = Topics(settings.topic_prefix).grants_changelog
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka)
+    await admin.start()
+    try:
+        [described] = await admin.describe_topics([topic])
+    finally:
+        await admin.close()
+    parts = [TopicPartition(topic, p["partition"]) for p in described["partitions"]]
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=settings.kafka, group_id=landing_group(settings)
+    )
+    await consumer.start()
+    try:
+        ends = await consumer.end_offsets(parts)
+        done = [await consumer.committed(tp) or 0 for tp in parts]
+    finally:
+        await consumer.stop()
+    return sum(ends[tp] - offset for tp, offset in zip(parts, done, strict=True))
 
 
 def outbox_rows(value: bytes | None) -> list[tuple[Any, ...]]:

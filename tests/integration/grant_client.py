@@ -10,11 +10,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-from aiokafka.admin import AIOKafkaAdminClient
-from aiokafka.structs import TopicPartition
+from aiokafka import AIOKafkaProducer
 
 from models.codec import dumps
+from streams.grant_landing import rows_behind
+from streams.settings import Settings
 from tests.integration.harness import WorkerProcess
 
 TS = "2026-11-30T12:00:00Z"
@@ -85,32 +85,13 @@ def wait_for(check: Callable[[], Any], what: str, timeout_s: float = 60) -> Any:
 
 
 def wait_landed(kafka: str, prefix: str, timeout_s: float = 60) -> None:
-    """Wait until the workers have landed every grant_activity row they stored.
-
-    That is: their landing group has committed the end of the grants changelog.
-    """
-    topic = f"{prefix}grants-changelog"
-    group = f"{prefix.rstrip('.')}-grant-activity"
-
-    async def behind() -> int:
-        admin = AIOKafkaAdminClient(bootstrap_servers=kafka)
-        await admin.start()
-        try:
-            [described] = await admin.describe_topics([topic])
-        finally:
-            await admin.close()
-        parts = [TopicPartition(topic, p["partition"]) for p in described["partitions"]]
-        assert parts, f"no partitions for {topic}"
-        consumer = AIOKafkaConsumer(bootstrap_servers=kafka, group_id=group)
-        await consumer.start()
-        try:
-            ends = await consumer.end_offsets(parts)
-            done = [await consumer.committed(tp) or 0 for tp in parts]
-            return sum(ends[tp] - d for tp, d in zip(parts, done, strict=True))
-        finally:
-            await consumer.stop()
-
-    wait_for(lambda: asyncio.run(behind()) == 0, "grant_activity landed", timeout_s)
+    """Wait until the workers have landed every grant_activity row they stored."""
+    settings = Settings(kafka=kafka, topic_prefix=prefix, app_id=prefix.rstrip("."))
+    wait_for(
+        lambda: asyncio.run(rows_behind(settings)) == 0,
+        "grant_activity landed",
+        timeout_s,
+    )
 
 
 def wait_grants_ready(worker: WorkerProcess) -> None:

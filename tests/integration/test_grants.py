@@ -2,12 +2,21 @@
 
 import asyncio
 from collections.abc import Callable
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
 import pytest
+from rich.console import Console
 
+from models.codec import dumps
+from models.fleet import fleet, grant_commands
+from models.grant_cycle import GrantCycle
+from models.grant_ops import CommandOp, TransferOp, debit_value, decode_op, encode_op
 from models.money import to_usd, usd_text
+from models.records import GrantCommand
+from streams import demo_grants
+from streams.grant_landing import outbox_rows
 from streams.store import Store
 from tests.integration.grant_client import (
     Gateway,
@@ -29,6 +38,7 @@ StartWorker = Callable[..., WorkerProcess]
 LINK_USD = "0.10"
 CALL_USD = "0.05"
 ZERO = "0.000000000"
+T0 = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
 
 
 def ready_worker(start_worker: StartWorker, **env: str) -> WorkerProcess:
@@ -296,3 +306,46 @@ def test_a_killed_worker_applies_each_command_and_event_once(
         Decimal("3.00"),
         Decimal("1.000"),
     )
+
+
+def test_the_demo_summary_shows_what_each_grant_was_paid_and_spent(
+    tmp_path: Any,
+) -> None:
+    records = fleet(datetime(2026, 11, 2, 9, 0, tzinfo=UTC), sessions=0)
+    cycle = GrantCycle({}, now=datetime(2026, 11, 2, tzinfo=UTC))
+    for n, sent in enumerate(grant_commands(records)):
+        op = CommandOp(
+            command=GrantCommand.model_validate(sent.value),
+            source_partition=0,
+            source_offset=n,
+        )
+        cycle.apply(op)
+    for transfer in cycle.emitted.transfers:
+        cycle.apply(TransferOp(transfer=transfer))
+    hire = next(r.value for r in records if r.scenario == "hiring")
+    assert isinstance(hire, dict)
+    cycle.apply(
+        decode_op(encode_op(debit_value("e-1", hire["grant_id"], to_usd("0.20"), T0)))
+    )
+    landed = [
+        row
+        for value in cycle.changed().values()
+        if value
+        for row in outbox_rows(dumps(value))
+    ]
+    store = Store.open(f"chdb://{tmp_path / 'store'}")
+    try:
+        store.write_grant_activity(landed)
+        console = Console(width=100, record=True)
+        console.print(demo_grants.grants(store, None))
+    finally:
+        store.close()
+
+    cells = {
+        line.split("│")[1].strip(): [c.strip() for c in line.split("│")[2:-1]]
+        for line in console.export_text().splitlines()
+        if line.startswith("│")
+    }
+    assert cells["eng-team"] == ["0.50", "0.50", "0.00", "0.00", "0.00", "1"]
+    assert cells["└ task 0"] == ["0.14", "0.00", "0.14", "0.00", "0.06", "0"]
+    assert cells["└ task 1"] == ["0.12", "0.00", "0.00", "0.12", "0.00", "0"]

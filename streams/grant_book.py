@@ -23,6 +23,14 @@ costs one round trip.
 The table is written outside of any Faust stream, so it partitions by key
 (`use_partitioner`): a grant's entry, its ops and its changelog records all
 go to the partition of its id under Kafka's default partitioner.
+
+Known shortcomings:
+- a cycle encodes each changed grant's whole state, its holds included, so a
+  grant with hundreds of calls in flight costs milliseconds per change; give
+  such a budget child grants, or store holds under keys of their own;
+- statuses are at least once: a crash between 2 and 3 sends them again;
+- if 3 fails after the table took a value, memory is ahead of the changelog
+  until the grant is stored again (the ops are replayed and skipped in memory).
 """
 
 import asyncio

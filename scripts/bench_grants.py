@@ -9,7 +9,8 @@ the same run, over loopback:
 - the authorize round trip, one call at a time (p50, p99);
 - authorizations/s with many callers at once (they share the worker's cycles).
 
-Usage: scripts/bench grants [--calls N] [--callers C] [--grants G]. Needs the
+Usage: scripts/bench grants [--calls N] [--callers C] [--grants G] [--hold-s S]
+(holds time out after S and are released by the worker's sweep). Needs the
 broker (`scripts/kafka up`, or SPENDSTREAM_KAFKA). The machine is shared and
 noisy: quote ratios from one run.
 """
@@ -38,7 +39,6 @@ from streams.topics import ensure_topics, topic_specs
 
 console = Console()
 SPENDSTREAM = Path(sys.executable).with_name("spendstream")
-HOLD_S = 2
 
 
 def free_port() -> int:
@@ -106,10 +106,12 @@ def wait_open(count: int, proc: subprocess.Popen[bytes], log: Path) -> None:
     sys.exit(f"bench: the grants did not open within 120s; see {log}")
 
 
-async def authorize(session: aiohttp.ClientSession, n: int, grants: int) -> float:
+async def authorize(
+    session: aiohttp.ClientSession, n: int, grants: int, hold_s: float
+) -> float:
     """Seconds for one authorization of a millionth of a dollar."""
     url = f"http://127.0.0.1:{PORT}/v1/grants/bench-{n % grants}/authorize"
-    body = {"amount_usd": "0.000001", "hold_s": HOLD_S}
+    body = {"amount_usd": "0.000001", "hold_s": hold_s}
     started = time.perf_counter()
     async with session.post(url, json=body) as answer:
         await answer.read()
@@ -118,20 +120,20 @@ async def authorize(session: aiohttp.ClientSession, n: int, grants: int) -> floa
     return time.perf_counter() - started
 
 
-async def one_at_a_time(calls: int, grants: int) -> list[float]:
+async def one_at_a_time(calls: int, grants: int, hold_s: float) -> list[float]:
     async with aiohttp.ClientSession() as session:
         for n in range(200):  # warm up: connections, decoded entries
-            await authorize(session, n, grants)
-        return [await authorize(session, n, grants) for n in range(calls)]
+            await authorize(session, n, grants, hold_s)
+        return [await authorize(session, n, grants, hold_s) for n in range(calls)]
 
 
-async def many_at_once(calls: int, callers: int, grants: int) -> float:
+async def many_at_once(calls: int, callers: int, grants: int, hold_s: float) -> float:
     """Authorizations/s with `callers` calling at once."""
     pending = iter(range(calls))
 
     async def caller(session: aiohttp.ClientSession) -> None:
         for n in pending:
-            await authorize(session, n, grants)
+            await authorize(session, n, grants, hold_s)
 
     connector = aiohttp.TCPConnector(limit=callers)
     async with aiohttp.ClientSession(connector=connector) as session:
@@ -163,7 +165,8 @@ def bench_env(kafka: str, prefix: str, work: Path) -> dict[str, str]:
 def report(
     opts: argparse.Namespace, floor: list[float], single: list[float], rate: float
 ) -> None:
-    table = Table(title=f"authorize on one worker, {opts.grants} grants, loopback")
+    title = f"authorize on one worker, {opts.grants} grants, {opts.hold_s:g}s holds"
+    table = Table(title=title)
     for name in ("measure", "p50 ms", "p99 ms", "mean ms"):
         table.add_column(name, justify="left" if name == "measure" else "right")
     for name, samples in (
@@ -187,6 +190,9 @@ def main() -> None:
     args.add_argument("--calls", type=int, default=3_000)
     args.add_argument("--callers", type=int, default=32)
     args.add_argument("--grants", type=int, default=100)
+    args.add_argument(
+        "--hold-s", type=float, default=2.0, help="holds time out, swept each second"
+    )
     opts = args.parse_args()
     kafka = os.environ.get("SPENDSTREAM_KAFKA", "127.0.0.1:9092")
     prefix = f"benchg{int(time.time())}."
@@ -203,9 +209,11 @@ def main() -> None:
         with console.status("bare Kafka round trips"):
             floor = asyncio.run(kafka_round_trips(kafka, f"{prefix}dlq", opts.calls))
         with console.status(f"{opts.calls:,} authorizations, one at a time"):
-            single = asyncio.run(one_at_a_time(opts.calls, opts.grants))
+            single = asyncio.run(one_at_a_time(opts.calls, opts.grants, opts.hold_s))
         with console.status(f"{opts.calls:,} authorizations, {opts.callers} callers"):
-            rate = asyncio.run(many_at_once(opts.calls, opts.callers, opts.grants))
+            rate = asyncio.run(
+                many_at_once(opts.calls, opts.callers, opts.grants, opts.hold_s)
+            )
     finally:
         proc.terminate()
         proc.wait(timeout=60)

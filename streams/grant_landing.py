@@ -38,6 +38,9 @@ log = logging.getLogger(__name__)
 
 BATCH_RECORDS = 5_000
 POLL_MS = 500
+PAUSE_S = 0.5
+"""Between batches: rows arrive one changelog record at a time, and a write
+plus a commit per record would cost the worker's loop more than the rows."""
 
 
 def landing_group(settings: Settings) -> str:
@@ -130,6 +133,7 @@ class ActivityLanding(Service):
                 await self._write(rows)
             if batches:
                 await self._consumer.commit()
+                await asyncio.sleep(PAUSE_S)
 
     async def _write(self, rows: list[tuple[Any, ...]]) -> None:
         delay_s = 0.2

@@ -14,7 +14,9 @@ The scenarios, each tagged on its records:
 - `politeness`: two agents thanking each other once a second each for two
   minutes, $0.03 a message, in one session;
 - `hiring`: a manager agent hiring a worker agent per task, each hire with its
-  own grant and task, the worker's calls charged to that grant;
+  own grant and task, the worker's calls charged to that grant; the grant
+  commands behind it (`grant_commands`) open the manager's team grant and pay
+  each hire's grant out of it, until the team grant runs dry;
 - `cross-department`: marketing's copywriter calling engineering's database
   agent, $0.05 a call, paid by marketing, owned by engineering;
 - `bad`: records a broken gateway sends, which belong in the DLQ;
@@ -68,6 +70,11 @@ POLITENESS_S = 120
 POLITENESS_MESSAGE_USD = Decimal("0.03")
 HIRE_USD = Decimal("0.02")
 HIRED_TASKS = 5
+TEAM_GRANT_ID = "grant-eng-team"
+TEAM_GRANT_USD = Decimal("0.50")
+HIRE_GRANT_USD = Decimal("0.12")
+BONUS_USD = Decimal("0.02")
+"""The team grant pays four hires and a bonus; the fifth hire is refused."""
 DB_AGENT_CALL_USD = Decimal("0.05")
 DB_AGENT_CALLS = 20
 
@@ -85,7 +92,7 @@ class GatewayRecord:
     at: datetime
     scenario: str
     topic: str = "events"
-    """The topic it goes to, without the prefix: `events`, or `tasks`."""
+    """The topic after the prefix: `events`, `tasks`, or `grants` for a command."""
 
     def encode(self) -> bytes:
         """The Kafka value: UTF-8 JSON, decimals as strings."""
@@ -264,6 +271,47 @@ def _hired_work(
         at += timedelta(seconds=rng.uniform(5, 20))
         fields = _llm_fields(rng, at, priced=rng.random() < 0.5, model=3)
         yield worker.call(at, grant_id=grant_id, task_id=task_id, **fields)
+
+
+def grant_commands(records: Iterable[GatewayRecord]) -> list[GatewayRecord]:
+    """For `spend.grants`, before the fleet: the team grant, then one per hire.
+
+    Each hire's grant is opened out of the team grant (the manager pays), and
+    the first hire gets a bonus (`fund`). Send them in order, each after the
+    one before is applied: they are routed to the team grant's partition from
+    different partitions of `spend.grants`.
+    """
+    hires = [r for r in records if r.scenario == "hiring" and _is_hire(r)]
+    if not hires:
+        return []
+    at = min(r.at for r in hires) - timedelta(minutes=1)
+    owner = {"principal": "engineering"}
+    team = _grant_command("open", TEAM_GRANT_ID, at, limit_usd=TEAM_GRANT_USD, **owner)
+    commands = [team]
+    for n, hire in enumerate(hires):
+        grant_id = str(hire.value["grant_id"]) if isinstance(hire.value, dict) else ""
+        paid = {"parent_id": TEAM_GRANT_ID}
+        commands.append(
+            _grant_command(
+                "open", grant_id, at, limit_usd=HIRE_GRANT_USD, **paid, **owner
+            )
+        )
+        if n == 0:
+            commands.append(
+                _grant_command("fund", grant_id, at, amount_usd=BONUS_USD, **paid)
+            )
+    return commands
+
+
+def _is_hire(record: GatewayRecord) -> bool:
+    return isinstance(record.value, dict) and record.value.get("kind") == "agent"
+
+
+def _grant_command(
+    command: str, grant_id: str, at: datetime, **fields: Any
+) -> GatewayRecord:
+    value = {"command": command, "grant_id": grant_id, "ts": rfc3339(at), **fields}
+    return GatewayRecord(grant_id, value, at, "hiring", topic="grants")
 
 
 def cross_department_calls(

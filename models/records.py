@@ -23,10 +23,15 @@ class _Timed(Record):
 
 
 class GrantCommand(_Timed):
-    """A command on `spend.grants`: open, top up, fund a child, close."""
+    """A command on `spend.grants`: open, top up, fund a child, close.
+
+    `command_id` (beyond the contract's fields) is optional: a gateway that may
+    send a command twice gives both copies the same id, and it is applied once.
+    """
 
     command: Literal["open", "top_up", "fund", "close"]
     grant_id: Name
+    command_id: Name | None = None
     limit_usd: Usd | None = None
     amount_usd: Usd | None = None
     parent_id: Name | None = None

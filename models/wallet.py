@@ -19,9 +19,9 @@ on which grant's partition a command is applied first.
 >>> w.view("boss")["balance_usd"], w.view("coder")["parent_id"]
 ('8.000000000', 'boss')
 
-Known shortcomings: grant commands carry no id, so a command delivered twice
-is applied twice; run the worker with Faust's exactly-once guarantee until the
-contract gives commands an id to deduplicate on. Closed grants keep their
+Known shortcomings: a `Wallet` applies a command given twice twice; the
+worker skips redeliveries before they reach it (`models.grant_replay`: source
+offsets, and the optional `command_id`). Closed grants keep their
 state for good; evicting them after a retention would be fine, with late
 events on them then flagged `unknown` rather than `closed`. The sweeps
 (`expire`, `release_expired`) visit every grant; index by

@@ -4,6 +4,7 @@ import faust
 
 from streams.breaker_service import install_breaker
 from streams.chargeback_api import install_chargeback_api
+from streams.grants import install_grants
 from streams.ingest import EventIngest
 from streams.ledger import LedgerProcessor
 from streams.positions import install_positions
@@ -43,6 +44,7 @@ def create_app(settings: Settings, store: Store) -> tuple[faust.App, EventIngest
     install_routes(app, ingest)
     install_chargeback_api(app, install_positions(app, settings))
     install_shadow(app, ingest, settings, store)
+    install_grants(app, settings, store, ingest)
 
     @app.on_before_shutdown.connect
     async def flush_first(app: faust.App, **kwargs: object) -> None:

@@ -6,8 +6,9 @@ In this order:
    already running;
 2. start a worker on a fresh topic prefix, consumer group and embedded store
    under `var/demo/<run>/`, and wait until it owns the events partitions;
-3. produce the fleet (`models.fleet`), then wait until the worker has read
-   and flushed every record;
+3. send the fleet's grant commands (`streams.demo_grants`), produce the fleet
+   (`models.fleet`), then wait until the worker has read and flushed every
+   record and landed every grant row;
 4. stop the worker with SIGTERM, open its store and print the summary;
 5. stop what step 1 and 2 started, also on Ctrl-C or an error.
 """
@@ -44,9 +45,17 @@ from rich.progress import (
 from rich.table import Table
 
 from models.errors import SpendstreamError
-from models.fleet import TIMELINE, FleetTally, GatewayRecord, fleet, fleet_tasks, tally
+from models.fleet import (
+    TIMELINE,
+    FleetTally,
+    GatewayRecord,
+    fleet,
+    fleet_tasks,
+    grant_commands,
+    tally,
+)
 from models.money import ZERO_USD, usd_text
-from streams import demo_shadow
+from streams import demo_grants, demo_shadow
 from streams.settings import Settings
 from streams.store import Store
 from streams.topics import Topics
@@ -579,6 +588,7 @@ SECTIONS: list[Section] = [
     dead_letters,
     chargeback,
     breaker_trips,
+    demo_grants.grants,
     demo_shadow.shadow_model,
 ]
 
@@ -610,10 +620,18 @@ def drive(
         f"minutes of event time from {start:%H:%M:%S} UTC, sent at once"
     )
     tasks = fleet_tasks(records)
+    commands = grant_commands(records)
+    if not demo_grants.send_commands(run.settings, run.base_url, commands):
+        raise DemoError(
+            f"the worker did not apply the grant commands; see {run.log_path}"
+        )
     with _progress(console) as progress:
         produce(run.settings, records, progress)
         produce(run.settings, tasks, progress)  # after the events they count
         counts = wait_processed(run, worker, len(records), progress)
+    debits = demo_grants.charged_events(records)
+    if not demo_grants.wait_settled(run.settings, run.base_url, debits):
+        raise DemoError(f"grant spend did not settle; see {run.log_path}")
     demo_shadow.wait_learnt(run.base_url, len(tasks) // 2, console)
     demo_shadow.show_estimate(run.base_url, console)
     topics = Topics(run.settings.topic_prefix)

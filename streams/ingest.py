@@ -201,7 +201,7 @@ class EventIngest(Service):
         rollup = self.flush.rollups.get(partition)
         if rollup is None:
             rollup = self.flush.rollups[partition] = MinuteRollup()
-        seen, accepted = self.flush.seen, []
+        seen, accepted, offsets = self.flush.seen, [], []
         replayed = duplicates = 0
         for record in records:
             if record.offset <= state.high_water:
@@ -219,12 +219,13 @@ class EventIngest(Service):
                 (event.event_id, int(ts_s * 1000), topic, partition, record.offset)
             )
             accepted.append(event)
+            offsets.append(record.offset)
         if records:
             self.flush.offsets[tp] = state.last_read = records[-1].offset
         self.flush.records += len(accepted)
         self._measure(accepted, replayed, duplicates)
         for processor in self.processors:
-            processor.add(partition, accepted)
+            processor.add_read(partition, accepted, offsets)
 
     @staticmethod
     def _measure(accepted: list[CostEvent], replayed: int, duplicates: int) -> None:

@@ -3,8 +3,9 @@
 The ingest (`streams.ingest.EventIngest`) calls a processor's hooks in this
 order, all on the event loop and, but for `flushed`, under the ingest's lock:
 
-1. `add` with each partition's accepted events of one poll (valid, not
-   duplicates, not already in ClickHouse);
+1. `add_read` with each partition's accepted events of one poll (valid, not
+   duplicates, not already in ClickHouse) and their offsets; by default it
+   passes the events on to `add`;
 2. `after_poll` once per poll: act now (a breaker trip cannot wait a flush);
 3. `flush` when the ingest cuts a flush: whatever a processor must not lose
    (ClickHouse rows, Kafka records) is written, or its writing started, here;
@@ -26,6 +27,12 @@ class EventProcessor:
 
     def add(self, partition: int, events: list[CostEvent]) -> None:
         """Take one partition's accepted events from one poll."""
+
+    def add_read(
+        self, partition: int, events: list[CostEvent], offsets: list[int]
+    ) -> None:
+        """Take them with their offsets: for outputs idempotent by source position."""
+        self.add(partition, events)
 
     async def after_poll(self) -> None:
         """Act on what the poll brought, without waiting for a flush."""

@@ -138,6 +138,26 @@ ORDER BY task_id
 validation). A learner that resumes from an older checkpoint writes a task
 again: the engine keeps one row per `task_id`, so read it with FINAL."""
 
+
+GRANT_ACTIVITY = """
+CREATE TABLE IF NOT EXISTS {db}.grant_activity (
+    row_id String,
+    ts DateTime64(3, 'UTC'),
+    grant_id String,
+    parent_id String,
+    kind LowCardinality(String),
+    amount_usd Decimal(38, 9),
+    balance_usd Decimal(38, 9)
+) ENGINE = ReplacingMergeTree
+ORDER BY (grant_id, row_id)
+"""
+"""One row per money movement or status of a grant (`models.records.GrantActivity`).
+
+`row_id` is derived from the row's cause (`models.grant_cycle.ActivityRow`): a
+replay writes the same ids again, so read with FINAL. `parent_id` is '' for a
+root grant.
+"""
+
 TABLES = [
     SPEND_MINUTE,
     SEEN_EVENTS,
@@ -145,7 +165,9 @@ TABLES = [
     LEDGER_CHECKPOINTS,
     BREAKER_TRIPS,
     SHADOW_PREDICTIONS,
+    GRANT_ACTIVITY,
 ]
+
 
 SPEND_MINUTE_COLUMNS = [
     "minute",
@@ -228,4 +250,14 @@ SHADOW_PREDICTIONS_COLUMNS = [
     "baseline_steps",
     "baseline_tokens",
     "baseline_cost_usd",
+]
+
+GRANT_ACTIVITY_COLUMNS = [
+    "row_id",
+    "ts",
+    "grant_id",
+    "parent_id",
+    "kind",
+    "amount_usd",
+    "balance_usd",
 ]

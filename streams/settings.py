@@ -111,3 +111,10 @@ class Settings(BaseSettings):
     def shadow_agent_names(self) -> frozenset[str]:
         """The configured agents an estimate may name."""
         return frozenset(a.strip() for a in self.shadow_agents.split(",") if a.strip())
+
+    grant_hold_s: float = Field(60.0, gt=0, description="default hold of authorize")
+    grant_sweep_interval_s: float = Field(
+        1.0, gt=0, description="how often held amounts and grants time out"
+    )
+    grant_batch_max: int = Field(1_000, ge=1, description="grant ops per batch")
+    grant_batch_within_s: float = Field(0.02, gt=0, description="or this long")

@@ -150,6 +150,15 @@ class Store:
             column_names=columns,
         )
 
+    def write_grant_activity(self, rows: Sequence[Sequence[Any]]) -> None:
+        """Insert `grant_activity` rows; a row written again replaces itself."""
+        if rows:
+            self.client.insert(
+                f"{self.db}.grant_activity",
+                rows,
+                column_names=schema.GRANT_ACTIVITY_COLUMNS,
+            )
+
     def high_water(self, topic: str) -> dict[int, int]:
         """The last source offset per partition that `spend_minute` holds."""
         rows = self.query(

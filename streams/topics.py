@@ -82,12 +82,32 @@ class Topics:
         """Internal, compacted: the learner's latest checkpoint."""
         return self.name("shadow-learner")
 
+    @property
+    def grant_ops(self) -> str:
+        """Internal: commands, transfers and debits, keyed by the grant they change."""
+        return self.name("grant-ops")
+
+    @property
+    def grants_changelog(self) -> str:
+        """Internal: the grants table's changelog, co-partitioned with grant-ops."""
+        return self.name("grants-changelog")
+
 
 @dataclass(frozen=True)
 class TopicSpec:
     name: str
     partitions: int
     config: dict[str, str] = field(default_factory=dict)
+
+
+GRANTS_CHANGELOG_LAG_MS = 3_600_000
+"""How long a superseded grants changelog record stays before compaction may
+remove it: it carries activity rows (`streams.grant_landing`)."""
+
+
+def grants_changelog_config() -> dict[str, str]:
+    lag_ms = str(GRANTS_CHANGELOG_LAG_MS)
+    return {"cleanup.policy": "compact", "min.compaction.lag.ms": lag_ms}
 
 
 def topic_specs(settings: Settings) -> list[TopicSpec]:
@@ -110,6 +130,7 @@ def topic_specs(settings: Settings) -> list[TopicSpec]:
         TopicSpec(topics.breaker_state, inputs, {"cleanup.policy": "compact"}),
         TopicSpec(topics.workers, 1, {"cleanup.policy": "compact"}),
         *_shadow_specs(settings, topics),
+        *_grant_specs(settings, topics),
     ]
 
 
@@ -125,6 +146,15 @@ def _shadow_specs(settings: Settings, topics: Topics) -> list[TopicSpec]:
         TopicSpec(topics.task_log, 1, big),
         TopicSpec(topics.shadow_model, 1, {**latest, **big}),
         TopicSpec(topics.shadow_learner, 1, checkpoint),
+    ]
+
+
+def _grant_specs(settings: Settings, topics: Topics) -> list[TopicSpec]:
+    """Grant ops and the grants changelog are co-partitioned, by grant id."""
+    inputs = settings.events_partitions
+    return [
+        TopicSpec(topics.grant_ops, inputs),
+        TopicSpec(topics.grants_changelog, inputs, grants_changelog_config()),
     ]
 
 

@@ -37,6 +37,10 @@ def run_worker(settings: Settings, loglevel: str = "info") -> None:
         collect_garbage_rarely()
         asyncio.set_event_loop(asyncio.new_event_loop())
         worker = faust.Worker(app, ingest, loglevel=loglevel, quiet=True)
+        # Faust's terminal spinner sets the root logger to DEBUG at loglevel
+        # warn and above, for good: every library's debug call then builds a
+        # record (measured: ~0.4 ms per authorization). No spinner, no DEBUG.
+        worker.spinner = None
         worker.execute_from_commandline()
     finally:
         store.close()

@@ -9,8 +9,17 @@ import pytest
 
 from models.errors import InvalidRecord
 from models.events import CostEvent, decode_cost_event
-from models.fleet import TIMELINE, GatewayRecord, fleet, fleet_tasks, tally
+from models.fleet import (
+    TIMELINE,
+    GatewayRecord,
+    fleet,
+    fleet_tasks,
+    grant_commands,
+    tally,
+)
+from models.records import GrantCommand
 from models.task_log import decode_task_record
+from models.wallet import Wallet
 
 START = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
 
@@ -174,3 +183,37 @@ def test_a_task_prompt_grows_with_its_calls(records: list[GatewayRecord]) -> Non
         value = record.value
         if isinstance(value, dict) and value["status"] == "started":
             assert len(value["prompt"].split()) == 25 * calls[value["task_id"]]
+
+
+def test_the_hiring_commands_pay_four_hires_and_a_bonus_and_refuse_the_fifth(
+    records: list[GatewayRecord],
+) -> None:
+    commands = grant_commands(records)
+    wallet = Wallet()
+    outcomes = [wallet.apply(GrantCommand.model_validate(c.value)) for c in commands]
+
+    assert {c.topic for c in commands} == {"grants"}
+    assert [c.value["command"] for c in commands if isinstance(c.value, dict)] == [
+        "open",
+        "open",
+        "fund",
+        "open",
+        "open",
+        "open",
+        "open",
+    ]
+    refused = [
+        o.statuses[0].reason for o in outcomes if o.statuses[0].status == "refused"
+    ]
+    assert len(refused) == 1 and "short of 0.120000000" in (refused[0] or "")
+    team = wallet.view("grant-eng-team")
+    assert team is not None and team["balance_usd"] == "0.000000000"
+    hired = [wallet.view(g) for g in team["children"]]
+    assert sorted(h["balance_usd"] for h in hired if h) == [
+        "0.120000000",
+        "0.120000000",
+        "0.120000000",
+        "0.140000000",
+    ]
+    hire_grants = {e.grant_id for e in decoded(records, "hiring") if e.kind == "agent"}
+    assert set(team["children"]) < hire_grants

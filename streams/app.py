@@ -3,6 +3,7 @@
 import faust
 
 from streams.breaker_service import install_breaker
+from streams.breaker_web import install_session_routes
 from streams.chargeback_api import install_chargeback_api
 from streams.grants import install_grants
 from streams.ingest import EventIngest
@@ -40,7 +41,7 @@ def create_app(settings: Settings, store: Store) -> tuple[faust.App, EventIngest
     )
     ingest = EventIngest(settings, store)
     ingest.processors.append(LedgerProcessor(settings, store, ingest))
-    install_breaker(app, settings, store, ingest)
+    install_session_routes(app, install_breaker(settings, store, ingest))
     install_routes(app, ingest)
     install_chargeback_api(app, install_positions(app, settings))
     install_shadow(app, ingest, settings, store)

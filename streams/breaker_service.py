@@ -9,7 +9,6 @@ import asyncio
 import logging
 from typing import Any
 
-import faust
 from aiokafka import AIOKafkaProducer
 from mode import Service
 
@@ -19,7 +18,6 @@ from models.policy import DEFAULT_POLICY, load_policy
 from streams.admin import AdminReader
 from streams.alerts import Alerter
 from streams.breaker import BreakerProcessor, Hooks
-from streams.breaker_web import install_session_routes
 from streams.changelog import StateChangelog
 from streams.dlq import dead_letter, encode
 from streams.follow import Record
@@ -100,11 +98,10 @@ class BreakerService(Service):  # type: ignore[misc]
 
 
 def install_breaker(
-    app: faust.App, settings: Settings, store: Store, ingest: EventIngest
+    settings: Settings, store: Store, ingest: EventIngest
 ) -> BreakerService:
-    """Add the breaker to `ingest` and its views to `app`."""
+    """Add the breaker to `ingest`; its views are `streams.breaker_web`'s."""
     service = BreakerService(settings, store, ingest)
     ingest.processors.append(service.processor)
     ingest.add_dependency(service)
-    install_session_routes(app, service)
     return service

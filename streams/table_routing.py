@@ -13,9 +13,10 @@ import aiohttp
 import faust
 from faust.web import Request, Response, View
 
+from streams.routing import FORWARDED_HEADER
+
 log = logging.getLogger(__name__)
 
-FORWARDED_HEADER = "X-Spendstream-Forwarded"
 FORWARD_TIMEOUT = aiohttp.ClientTimeout(total=10.0)
 
 
@@ -36,7 +37,7 @@ async def forward(
     url = request.url.with_host(owner.host).with_port(owner.port)
     headers = {
         "Content-Type": request.headers.get("Content-Type", "application/json"),
-        FORWARDED_HEADER: "1",
+        FORWARDED_HEADER: str(here),
     }
     log.debug("forwarding key=%r to=%s", key, url)
     async with app.http_client.request(

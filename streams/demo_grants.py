@@ -1,10 +1,9 @@
 """The demo's grants: the hiring commands before the fleet, and the summary.
 
-`send_commands` produces the fleet's grant commands one at a time, each once
-the worker has applied the one before (they reach the team grant's partition
-from different partitions of `spend.grants`), then waits until no money is in
-transit. `wait_settled` waits until every grant event is debited and its rows
-are in ClickHouse. `grants` is the summary's section.
+`send_commands` produces the fleet's grant commands in order
+(`streams.grant_commands`), then waits until no money is in transit.
+`wait_settled` waits until every grant event is debited and its rows are in
+ClickHouse. `grants` is the summary's section.
 """
 
 import asyncio
@@ -15,7 +14,6 @@ from collections import Counter
 from collections.abc import Callable
 from decimal import ROUND_HALF_EVEN, Decimal
 
-from aiokafka import AIOKafkaProducer
 from prometheus_client.parser import text_string_to_metric_families
 from rich.console import RenderableType
 from rich.table import Table
@@ -23,10 +21,10 @@ from rich.table import Table
 from models.errors import InvalidRecord
 from models.events import decode_cost_event
 from models.fleet import TEAM_GRANT_ID, GatewayRecord
+from streams.grant_commands import send_commands_in_order
 from streams.grant_landing import rows_behind
 from streams.settings import Settings
 from streams.store import Store
-from streams.topics import Topics
 
 SETTLE_TIMEOUT_S = 60.0
 POLL_S = 0.1
@@ -59,24 +57,12 @@ def _until(check: Callable[[], bool]) -> bool:
     return True
 
 
-async def _send(settings: Settings, command: GatewayRecord) -> None:
-    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka, acks="all")
-    await producer.start()
-    try:
-        topic = Topics(settings.topic_prefix).name(command.topic)
-        await producer.send_and_wait(topic, command.encode(), key=command.key.encode())
-    finally:
-        await producer.stop()
-
-
 def send_commands(
     settings: Settings, base_url: str, commands: list[GatewayRecord]
 ) -> bool:
-    """Send each command once the one before is applied; False on a timeout."""
-    for sent, command in enumerate(commands, start=1):
-        asyncio.run(_send(settings, command))
-        if not _until(lambda n=sent: grant_counts(base_url)["command"] >= n):
-            return False
+    """Send the commands in order, then wait for their transfers; False on a timeout."""
+    if not send_commands_in_order(settings, commands):
+        return False
 
     def settled() -> bool:
         counts = grant_counts(base_url)

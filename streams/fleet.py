@@ -12,8 +12,9 @@ from datetime import UTC, datetime
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
-from models.fleet import TIMELINE, GatewayRecord, fleet, fleet_tasks
+from models.fleet import TIMELINE, GatewayRecord, fleet, fleet_tasks, grant_commands
 from streams.demo import produce
+from streams.grant_commands import send_commands_in_order
 from streams.settings import Settings
 from streams.topics import Topics, ensure_topics, topic_specs
 
@@ -26,7 +27,7 @@ def fresh_seed() -> int:
 def send_fleet(
     settings: Settings, sessions: int, seed: int, console: Console
 ) -> list[GatewayRecord]:
-    """Send a fleet whose timeline ends now, then its tasks; return the events.
+    """Send a fleet's grant commands, its events, then its tasks; return the events.
 
     The fleet's ids follow from `seed`: the same seed sent twice is the
     gateways retrying, and the workers drop every event as a duplicate.
@@ -35,6 +36,12 @@ def send_fleet(
     records = fleet(datetime.now(UTC) - TIMELINE, sessions, seed)
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn())
     tasks = fleet_tasks(records)
+    commands = grant_commands(records)
+    with console.status(f"{len(commands)} grant commands, each once answered"):
+        if not send_commands_in_order(settings, commands):
+            console.print(
+                "[yellow]grant commands went unanswered: are workers running?[/]"
+            )
     with Progress(*columns, console=console) as progress:
         produce(settings, records, progress)
         produce(settings, tasks, progress)  # after the events they count

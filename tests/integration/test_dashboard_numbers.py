@@ -1,8 +1,7 @@
 """Panels' numbers on hand-made rows of the breaker, grants, ledger and shadow tables.
 
-Frozen sessions, balances, net positions, coverage. The rows follow DESIGN.md's
-columns; the tables are the writers' own DDL once `streams/schema.py` has it,
-DESIGN.md's until then.
+Frozen sessions, balances, net positions, coverage, on the tables as
+`streams/schema.py` creates them.
 """
 
 from collections.abc import Iterator
@@ -16,7 +15,6 @@ import pytest
 from models.grafana_sql import ALL, QueryContext, VariableValue
 from streams.dashboards import load_dashboards, panel_queries, run
 from streams.store import Store
-from tests.integration.design_tables import DESIGN_DDL, ddl_of
 
 pytestmark = pytest.mark.integration
 
@@ -31,8 +29,6 @@ def minutes_ago(minutes: float) -> datetime:
 @pytest.fixture
 def store(tmp_path: Path) -> Iterator[Store]:
     store = Store.open(f"chdb://{tmp_path / 'store'}")
-    for table in DESIGN_DDL:
-        store.client.command(ddl_of(table).format(db=store.db))
     yield store
     store.close()
 
@@ -170,6 +166,7 @@ def test_error_and_coverage_are_those_of_the_tasks(store: Store) -> None:
 
 def activity(grant_id: str, parent_id: str, kind: str, balance: str, ago: int) -> Any:
     return {
+        "row_id": f"{kind}/{ago}",
         "ts": minutes_ago(ago),
         "grant_id": grant_id,
         "parent_id": parent_id,

@@ -5,7 +5,6 @@ ClickHouse engine (chdb); each panel and variable query then runs there with
 the dashboard's variables set to All.
 """
 
-import re
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -26,9 +25,9 @@ from streams.dashboards import (
     run,
     variable_queries,
 )
+from streams.demo_grants import charged_events, wait_settled
 from streams.fleet import send_fleet
 from streams.store import Store
-from tests.integration.design_tables import DESIGN_DDL, PENDING, pending_reason
 from tests.integration.harness import (
     WorkerProcess,
     free_port,
@@ -197,21 +196,17 @@ def demo(kafka: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]
         settings = settings_of(env)
         records = send_fleet(settings, 40, 7, Console(quiet=True))
         worker.wait_caught_up(len(records))
+        base_url = f"http://127.0.0.1:{worker.port}"
+        assert wait_settled(settings, base_url, charged_events(records))
         wait_learnt(worker, len(fleet_tasks(records)) // 2)
         assert worker.stop() == 0
     finally:
         worker.kill()
     store = Store.open(settings.clickhouse)
-    for table in PENDING:
-        store.client.command(DESIGN_DDL[table].format(db=store.db))
     first = min(record.at for record in records)
     now = datetime.now(UTC)
     yield Demo(store, tally(records), first - timedelta(minutes=5), now)
     store.close()
-
-
-def tables_read(query: PanelSql) -> set[str]:
-    return set(re.findall(r"spendstream\.(\w+)", query.sql))
 
 
 def holds_data(answer: Answer) -> bool:
@@ -228,9 +223,6 @@ def holds_data(answer: Answer) -> bool:
 
 
 def check_holds_data(query: PanelSql, answer: Answer) -> None:
-    pending = sorted(tables_read(query) & set(PENDING))
-    if pending:
-        pytest.skip(pending_reason(pending[0]))
     assert holds_data(answer), f"{query} shows nothing for the demo: {answer.rows}"
 
 

@@ -327,11 +327,14 @@ async def _produce(
 
 
 def produce(
-    settings: Settings, records: list[GatewayRecord], progress: Progress
+    settings: Settings,
+    records: list[GatewayRecord],
+    progress: Progress,
+    unit: str = "events",
 ) -> None:
     """Send fleet records to their topics (events by session_id), with a progress
-    bar; every send is acknowledged before the call returns."""
-    task = progress.add_task("produced", total=len(records))
+    bar counting `unit`; every send is acknowledged before the call returns."""
+    task = progress.add_task("produced", total=len(records), unit=unit)
     asyncio.run(_produce(settings, records, progress, task))
 
 
@@ -347,7 +350,7 @@ def wait_processed(
     progress: Progress,
 ) -> WorkerCounts:
     """Wait until the worker is caught up and its counters hold still."""
-    task = progress.add_task("processed", total=produced)
+    task = progress.add_task("processed", total=produced, unit="events")
     deadline_s = time.monotonic() + CATCH_UP_TIMEOUT_S
     last = -1
     while True:
@@ -372,7 +375,7 @@ def _progress(console: Console) -> Progress:
         TextColumn("{task.description:>10}"),
         BarColumn(),
         MofNCompleteColumn(),
-        TextColumn("events"),
+        TextColumn("{task.fields[unit]}"),
         TimeElapsedColumn(),
         console=console,
     )
@@ -627,7 +630,7 @@ def drive(
         )
     with _progress(console) as progress:
         produce(run.settings, records, progress)
-        produce(run.settings, tasks, progress)  # after the events they count
+        produce(run.settings, tasks, progress, "task records")  # after their events
         counts = wait_processed(run, worker, len(records), progress)
     debits = demo_grants.charged_events(records)
     if not demo_grants.wait_settled(run.settings, run.base_url, debits):

@@ -44,7 +44,7 @@ def send_fleet(
             )
     with Progress(*columns, console=console) as progress:
         produce(settings, records, progress)
-        produce(settings, tasks, progress)  # after the events they count
+        produce(settings, tasks, progress, "task records")  # after their events
     topics = Topics(settings.topic_prefix)
     console.print(
         f"sent {len(records):,} records (seed {seed}) to {topics.events} "

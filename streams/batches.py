@@ -4,7 +4,7 @@
 on the events path that is a large share of the work. Here a record is
 appended to its partition's open batch (synchronous, a few hundred
 nanoseconds), batches go to the producer once per poll, and their delivery
-futures are awaited at the flush.
+futures are gathered at the flush and awaited while it lands.
 
 Keys are placed as Kafka's default partitioner (and Faust's router) places
 them: murmur2 of the UTF-8 key, modulo the partition count, which is read
@@ -27,7 +27,7 @@ def key_partition(key: bytes, partitions: int) -> int:
 
 
 class TopicBatches:
-    """Records for one topic: append now, send per poll, wait at the flush."""
+    """Records for one topic: append now, send per poll, acknowledged per flush."""
 
     def __init__(self, producer: AIOKafkaProducer, topic: str) -> None:
         self.producer = producer
@@ -71,8 +71,7 @@ class TopicBatches:
             )
             self._sent.append(future)
 
-    async def wait(self) -> int:
-        """Wait until Kafka holds every batch sent; the number of batches."""
+    def acknowledged(self) -> "asyncio.Future[list[Any]]":
+        """A future done when Kafka holds every batch sent so far (not later ones)."""
         sent, self._sent = self._sent, []
-        await asyncio.gather(*sent)
-        return len(sent)
+        return asyncio.gather(*sent)

@@ -10,8 +10,8 @@ A flush (the ingest's step 2), in this order:
 1. book what is still pending and hand every open batch to the producer;
 2. write the flush's entries to ClickHouse, then a checkpoint per events
    partition booked: the bookkeeper's state at the flush's last offset;
-3. wait until Kafka holds every batch and ClickHouse the rows (2 and 3 run
-   together).
+3. in `flushed`, while the ingest lands the flush and the loop reads on:
+   wait until Kafka holds every batch and ClickHouse the rows.
 
 The ingest marks the flush's offsets done only after that. A crash before
 replays the flush: the bookkeeper is restored from the checkpoint that matches
@@ -64,6 +64,7 @@ class LedgerProcessor(EventProcessor):
         self.rows: list[bytes] = []
         self.booked: set[int] = set()
         self._out: TopicBatches | None = None
+        self._landing: asyncio.Future[Any] | None = None
 
     def add(self, partition: int, events: list[CostEvent]) -> None:
         if events:
@@ -73,7 +74,7 @@ class LedgerProcessor(EventProcessor):
         await self._book_pending()
 
     async def flush(self) -> None:
-        """Steps 1 to 3 of the module docstring."""
+        """Steps 1 and 2 of the module docstring: booked, sent, writing."""
         out = await self._book_pending()
         rows, self.rows = self.rows, []
         checkpoints = [self._checkpoint(p) for p in sorted(self.booked)]
@@ -81,7 +82,13 @@ class LedgerProcessor(EventProcessor):
         written = self.store.write_until_done(
             self.store.write_ledger, rows, checkpoints
         )
-        await asyncio.gather(out.wait(), written)
+        self._landing = asyncio.gather(out.acknowledged(), written)
+
+    async def flushed(self) -> None:
+        """Step 3: the flush's entries are in Kafka and ClickHouse."""
+        landing, self._landing = self._landing, None
+        if landing is not None:
+            await landing
 
     async def on_revoked(self, partitions: list[int]) -> None:
         """Forget revoked partitions; the ingest flushed before calling this."""

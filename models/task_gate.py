@@ -12,6 +12,12 @@ record at log position `pos` waits until every events partition has either
 A partition never reported holds everything. A partition that falls behind
 again keeps its older caught-up log end, which only covers older records.
 
+Known shortcoming: the second rule takes a partition's events to arrive in
+event-time order give or take `settle_s`. A gateway that sends a task's
+events later than that (a replay of one session while others run on) lets
+the task go without them: it is learnt short, or skipped when it has no
+usage yet. Its spend is metered all the same.
+
 >>> from datetime import UTC, datetime
 >>> from models.task_usage import ProgressReport
 >>> t = datetime(2026, 11, 1, tzinfo=UTC)

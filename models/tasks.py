@@ -64,10 +64,13 @@ class TaskTracker:
     wall clock only when event time keeps up with it, never in a backfill).
     A finished task is released `settle_s` after its finish time, so cost
     events that arrive a little after `finished` still count. Open tasks
-    untouched for `ttl_s` expire (counted in `expired`). Released ids are
-    remembered for `ttl_s` so late events are counted in `late_events`, not
-    taken for a new task. Past `max_tasks` open tasks, the least recently
-    touched go early (counted in `evicted_early`).
+    untouched for `ttl_s` expire (counted in `expired`), by the clock of the
+    task records and events only: usage batches (`on_usage`) come from the
+    events path, which in a backfill runs hours of event time ahead of the
+    task records, and would expire tasks whose records are still on their way.
+    Released ids are remembered for `ttl_s` so late events are counted in
+    `late_events`, not taken for a new task. Past `max_tasks` open tasks, the
+    least recently touched go early (counted in `evicted_early`).
 
     Memory is about `max_tasks` times a started record. The worker validates
     a started record's features (`models.task_features`, which caps the
@@ -87,6 +90,8 @@ class TaskTracker:
         self.settle_s = settle_s
         self.max_tasks = max_tasks
         self.newest_s = float("-inf")
+        self.records_s = float("-inf")
+        """The newest time of a task record or event: the clock of expiry."""
         self.expired = 0
         self.evicted_early = 0
         self.late_events = 0
@@ -117,7 +122,7 @@ class TaskTracker:
             self.late_events += max(usage.events, 0)
         elif usage.events >= 0 or task_id in self.tallies:
             self._touch(task_id, usage.newest_s).add_usage(usage)
-        return self._advance(usage.newest_s)
+        return self._advance(usage.newest_s, expire=False)
 
     def on_task(self, record: TaskRecord) -> list[FinishedTask]:
         """Take a task record; return the tasks now due."""
@@ -135,11 +140,13 @@ class TaskTracker:
         """Release the finished tasks due at `now` and expire the stale ones."""
         return self._tick(now.timestamp())
 
-    def _advance(self, ts_s: float) -> list[FinishedTask]:
-        if ts_s <= self.newest_s:
-            return self._release(self.newest_s)
-        self.newest_s = ts_s
-        return self._tick(ts_s)
+    def _advance(self, ts_s: float, *, expire: bool = True) -> list[FinishedTask]:
+        self.newest_s = max(self.newest_s, ts_s)
+        due = self._release(self.newest_s)
+        if expire and ts_s > self.records_s:
+            self.records_s = ts_s
+            self._expire(ts_s)
+        return due
 
     def _tick(self, now_s: float) -> list[FinishedTask]:
         due = self._release(now_s)
@@ -209,6 +216,7 @@ class TaskTracker:
             "format": STATE_FORMAT,
             "settings": [self.ttl_s, self.settle_s, self.max_tasks],
             "newest_s": None if math.isinf(self.newest_s) else self.newest_s,
+            "records_s": None if math.isinf(self.records_s) else self.records_s,
             "counters": [self.expired, self.evicted_early, self.late_events],
             "tallies": {k: t.to_state() for k, t in self.tallies.items()},
             "finishing": dict(self.finishing),
@@ -229,6 +237,10 @@ class TaskTracker:
             tracker = cls(float(ttl_s), float(settle_s), int(max_tasks))
             if state["newest_s"] is not None:
                 tracker.newest_s = float(state["newest_s"])
+            # A checkpoint from before `records_s` had one clock for both.
+            records_s = state.get("records_s", state["newest_s"])
+            if records_s is not None:
+                tracker.records_s = float(records_s)
             counters = state["counters"]
             tracker.expired, tracker.evicted_early, tracker.late_events = counters
             for task_id, tally in state["tallies"].items():

@@ -11,6 +11,7 @@ from models.errors import InvalidRecord
 from models.events import CostEvent
 from models.records import TaskRecord
 from models.task_tally import TaskActuals
+from models.task_usage import TaskUsage
 from models.tasks import TaskTracker
 
 T0 = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
@@ -132,6 +133,21 @@ def test_a_backfill_is_not_expired_by_a_clock_it_does_not_follow() -> None:
     [done] = tracker.on_task(task("finished", s=110))
 
     assert done.actuals == TaskActuals(1, 0, Decimal("0.5"))
+    assert tracker.expired == 0
+
+
+def test_usage_running_days_ahead_does_not_expire_tasks_whose_records_lag() -> None:
+    """A backfill: the events path has summed two days of tasks before the task
+    router forwards the first task's records."""
+    tracker = TaskTracker(ttl_s=86_400)
+    day_s = 86_400.0
+    tracker.on_usage("early", TaskUsage(3, 300, Decimal("0.30"), at(5).timestamp()))
+    far = at(2 * day_s).timestamp()
+    tracker.on_usage("late", TaskUsage(1, 100, Decimal("0.10"), far))
+    tracker.on_task(task("started", "early", s=0))
+    [done] = tracker.on_task(task("finished", "early", s=10))
+
+    assert done.actuals == TaskActuals(3, 300, Decimal("0.30"))
     assert tracker.expired == 0
 
 

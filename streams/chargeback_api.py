@@ -35,7 +35,15 @@ def install_chargeback_api(app: faust.App, table: Any) -> None:
             problem = period_problem(request.query.get("period"))
             if problem is not None:
                 return self.json({"error": problem}, status=400)
-            answer: Response = await self.owner_answers(request, department=department)
+            try:
+                answer: Response = await self.owner_answers(
+                    request, department=department
+                )
+            except (KeyError, TypeError):
+                # Faust's router, before the table's partitions and metadata
+                # are known (a worker starting, a rebalance), fails this way.
+                retry = {"error": "partitions are being assigned; retry"}
+                return self.json(retry, status=503, headers={"Retry-After": "1"})
             return answer
 
         @app.table_route(table=table, match_info="department")

@@ -1,6 +1,8 @@
 """Topic names under the configured prefix, and their creation when absent."""
 
+import asyncio
 import logging
+import time
 from dataclasses import dataclass, field
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -158,6 +160,9 @@ def _grant_specs(settings: Settings, topics: Topics) -> list[TopicSpec]:
     ]
 
 
+TOPIC_READY_TIMEOUT_S = 30.0
+
+
 async def ensure_topics(settings: Settings, specs: list[TopicSpec]) -> list[str]:
     """Create the topics that do not exist yet; return the names created."""
     admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka)
@@ -182,6 +187,36 @@ async def ensure_topics(settings: Settings, specs: list[TopicSpec]) -> list[str]
             log.info("topics created meanwhile by another worker")
         for spec in missing:
             log.info("created topic=%s partitions=%d", spec.name, spec.partitions)
-        return [spec.name for spec in missing]
+        names = [spec.name for spec in missing]
+        await _wait_until_led(admin, names)
+        return names
     finally:
         await admin.close()
+
+
+async def _wait_until_led(admin: AIOKafkaAdminClient, names: list[str]) -> None:
+    """Wait until the broker's metadata shows every partition of `names` with a leader.
+
+    A topic just created is unknown to metadata for a moment. A consumer that
+    subscribes then joins its group with no partitions of it, and learns of
+    them only at its next metadata refresh (five minutes by default).
+    """
+    deadline_s = time.monotonic() + TOPIC_READY_TIMEOUT_S
+    pending = list(names)
+    while pending:
+        described = await admin.describe_topics(pending)
+        pending = [
+            t["topic"]
+            for t in described
+            if t["error_code"] != 0
+            or not t["partitions"]
+            or any(p["leader"] < 0 for p in t["partitions"])
+        ]
+        if not pending:
+            return
+        if time.monotonic() > deadline_s:
+            log.warning(
+                "topics without leaders after %ss: %s", TOPIC_READY_TIMEOUT_S, pending
+            )
+            return
+        await asyncio.sleep(0.1)

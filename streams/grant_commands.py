@@ -49,6 +49,8 @@ async def send_in_order(settings: Settings, commands: list[GatewayRecord]) -> bo
         ]
         consumer.assign(parts)
         await consumer.seek_to_end(*parts)
+        for tp in parts:  # the seek is lazy: fix the ends before the first send
+            await consumer.position(tp)
         for command in commands:
             value = command.value if isinstance(command.value, dict) else {}
             await producer.send_and_wait(

@@ -29,7 +29,6 @@ class GrantDebits(EventProcessor):
         self.topic = topic
         self._pending: list[tuple[bytes, bytes]] = []
         self._sends: list[asyncio.Future[Any]] = []
-        self._landing: asyncio.Future[Any] | None = None
 
     def add_read(
         self, partition: int, events: list[CostEvent], offsets: list[int]
@@ -60,10 +59,4 @@ class GrantDebits(EventProcessor):
     async def flush(self) -> None:
         await self.after_poll()
         sends, self._sends = self._sends, []
-        self._landing = asyncio.gather(*sends)
-
-    async def flushed(self) -> None:
-        """The flush's debits are on the grant ops topic."""
-        landing, self._landing = self._landing, None
-        if landing is not None:
-            await landing
+        self.land_later(*sends)

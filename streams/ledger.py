@@ -20,7 +20,6 @@ periods, ids and sequence numbers. ClickHouse rows replace their twins, and
 the positions drop entries produced twice (`DepartmentPositions.apply`).
 """
 
-import asyncio
 import json
 import logging
 from collections import deque
@@ -64,7 +63,6 @@ class LedgerProcessor(EventProcessor):
         self.rows: list[bytes] = []
         self.booked: set[int] = set()
         self._out: TopicBatches | None = None
-        self._landing: asyncio.Future[Any] | None = None
 
     def add(self, partition: int, events: list[CostEvent]) -> None:
         if events:
@@ -82,13 +80,7 @@ class LedgerProcessor(EventProcessor):
         written = self.store.write_until_done(
             self.store.write_ledger, rows, checkpoints
         )
-        self._landing = asyncio.gather(out.acknowledged(), written)
-
-    async def flushed(self) -> None:
-        """Step 3: the flush's entries are in Kafka and ClickHouse."""
-        landing, self._landing = self._landing, None
-        if landing is not None:
-            await landing
+        self.land_later(out.acknowledged(), written)  # step 3, in `flushed`
 
     async def on_revoked(self, partitions: list[int]) -> None:
         """Forget revoked partitions; the ingest flushed before calling this."""

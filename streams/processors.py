@@ -19,11 +19,17 @@ order, all on the event loop and, but for `flushed`, under the ingest's lock:
    ingest lands every flush before revoking.
 """
 
+import asyncio
+from collections.abc import Awaitable
+from typing import Any
+
 from models.events import CostEvent
 
 
 class EventProcessor:
     """A step of the events path; every hook does nothing unless overridden."""
+
+    _landing: "asyncio.Future[Any] | None" = None
 
     def add(self, partition: int, events: list[CostEvent]) -> None:
         """Take one partition's accepted events from one poll."""
@@ -40,8 +46,16 @@ class EventProcessor:
     async def flush(self) -> None:
         """Make durable, or start making durable, what was added since the last."""
 
+    def land_later(self, *writes: Awaitable[Any]) -> None:
+        """Called from `flush`: the writes the default `flushed` waits for."""
+        self._landing = asyncio.gather(*writes)
+
     async def flushed(self) -> None:
-        """Wait until what the last `flush` started is durable."""
+        """Wait until what the last `flush` started is durable: by default,
+        what it passed to `land_later`."""
+        landing, self._landing = self._landing, None
+        if landing is not None:
+            await landing
 
     async def on_assigned(self, partitions: list[int]) -> None:
         """Restore state for events partitions now owned by this worker."""

@@ -46,7 +46,6 @@ class TaskUsageProcessor(EventProcessor):
         self.parts: dict[int, tuple[int, int]] = {}
         """Per partition: the marker of the last batch and the next part number."""
         self.sends: list[asyncio.Future[Any]] = []
-        self._landing: asyncio.Future[Any] | None = None
         self.reported_s = float("-inf")
 
     def add(self, partition: int, events: list[CostEvent]) -> None:
@@ -66,13 +65,7 @@ class TaskUsageProcessor(EventProcessor):
 
     async def flush(self) -> None:
         sends, self.sends = self.sends, []
-        self._landing = asyncio.gather(*sends)
-
-    async def flushed(self) -> None:
-        """The flush's usage batches are on the task log."""
-        landing, self._landing = self._landing, None
-        if landing is not None:
-            await landing
+        self.land_later(*sends)
 
     async def on_revoked(self, partitions: list[int]) -> None:
         for partition in partitions:

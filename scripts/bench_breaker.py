@@ -22,8 +22,6 @@ import asyncio
 import gc
 import json
 import multiprocessing
-import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -37,6 +35,7 @@ from decimal import Decimal
 from pathlib import Path
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from bench_worker import bench_settings, free_port, spawn_worker
 from prometheus_client.parser import text_string_to_metric_families
 from rich.console import Console
 from rich.table import Table
@@ -49,7 +48,6 @@ from streams.settings import Settings
 from streams.topics import ensure_topics, topic_specs
 
 console = Console()
-SPENDSTREAM = Path(sys.executable).with_name("spendstream")
 TICK_S = 0.02
 
 
@@ -169,12 +167,6 @@ def get(port: int, path: str) -> tuple[int, bytes]:
         return error.code, error.read()
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 def wait_ready(proc: subprocess.Popen[bytes], port: int, log: Path) -> None:
     """Until the worker owns its partitions and the breaker has restored them."""
     while True:
@@ -212,21 +204,13 @@ def percentile(values: list[float], q: float) -> float:
 
 
 def latency(opts: argparse.Namespace) -> None:
-    kafka = os.environ.get("SPENDSTREAM_KAFKA", "127.0.0.1:9092")
-    prefix = f"benchbrk{int(time.time())}."
     work = Path(tempfile.mkdtemp(prefix="spendstream-bench-breaker-"))
-    settings = Settings(
-        kafka=kafka, topic_prefix=prefix, events_partitions=opts.partitions
-    )
+    settings = bench_settings("benchbrk", work, events_partitions=opts.partitions)
+    kafka, prefix = settings.kafka, settings.topic_prefix
     asyncio.run(ensure_topics(settings, topic_specs(settings)))
-    env = {
-        **os.environ,
-        "SPENDSTREAM_KAFKA": kafka,
-        "SPENDSTREAM_TOPIC_PREFIX": prefix,
-        "SPENDSTREAM_APP_ID": prefix.rstrip("."),
-        "SPENDSTREAM_EVENTS_PARTITIONS": str(opts.partitions),
-    }
-    workers = [start_worker(env, work / f"worker-{n}") for n in range(opts.workers)]
+    workers = [
+        start_worker(settings, work / f"worker-{n}") for n in range(opts.workers)
+    ]
     try:
         for proc, port, log in workers:
             wait_ready(proc, port, log)
@@ -239,23 +223,17 @@ def latency(opts: argparse.Namespace) -> None:
 
 
 def start_worker(
-    env: dict[str, str], folder: Path
+    settings: Settings, folder: Path
 ) -> tuple[subprocess.Popen[bytes], int, Path]:
     """A worker with its own embedded store (one process per chdb folder)."""
     folder.mkdir(parents=True)
     log, port = folder / "worker.log", free_port()
     own = {
-        "SPENDSTREAM_CLICKHOUSE": f"chdb://{folder / 'store'}",
-        "SPENDSTREAM_DATA_DIR": str(folder / "data"),
+        "clickhouse": f"chdb://{folder / 'store'}",
+        "data_dir": folder / "data",
+        "web_port": port,
     }
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [str(SPENDSTREAM), "worker", "--web-port", str(port), "--loglevel", "warn"],
-            env={**env, **own},
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    return proc, port, log
+    return spawn_worker(settings.model_copy(update=own), log), port, log
 
 
 def keep_up(ports: list[int], rate: int, opts: argparse.Namespace) -> None:

@@ -17,8 +17,6 @@ noisy: quote ratios from one run.
 
 import argparse
 import asyncio
-import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -30,23 +28,14 @@ from pathlib import Path
 
 import aiohttp
 from aiokafka import AIOKafkaProducer
+from bench_worker import bench_settings, free_port, spawn_worker
 from rich.console import Console
 from rich.table import Table
 
 from models.codec import dumps
-from streams.settings import Settings
 from streams.topics import ensure_topics, topic_specs
 
 console = Console()
-SPENDSTREAM = Path(sys.executable).with_name("spendstream")
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 PORT = free_port()
 
 
@@ -142,26 +131,6 @@ async def many_at_once(calls: int, callers: int, grants: int, hold_s: float) -> 
         return calls / (time.perf_counter() - started)
 
 
-def start_worker(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
-    with log.open("wb") as out:
-        return subprocess.Popen(
-            [str(SPENDSTREAM), "worker", "--web-port", str(PORT), "--loglevel", "warn"],
-            env={**os.environ, **env},
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-
-
-def bench_env(kafka: str, prefix: str, work: Path) -> dict[str, str]:
-    return {
-        "SPENDSTREAM_KAFKA": kafka,
-        "SPENDSTREAM_TOPIC_PREFIX": prefix,
-        "SPENDSTREAM_APP_ID": prefix.rstrip("."),
-        "SPENDSTREAM_CLICKHOUSE": f"chdb://{work / 'store'}",
-        "SPENDSTREAM_DATA_DIR": str(work / "worker"),
-    }
-
-
 def report(
     opts: argparse.Namespace, floor: list[float], single: list[float], rate: float
 ) -> None:
@@ -194,14 +163,13 @@ def main() -> None:
         "--hold-s", type=float, default=2.0, help="holds time out, swept each second"
     )
     opts = args.parse_args()
-    kafka = os.environ.get("SPENDSTREAM_KAFKA", "127.0.0.1:9092")
-    prefix = f"benchg{int(time.time())}."
     work = Path(tempfile.mkdtemp(prefix="spendstream-bench-grants-"))
-    settings = Settings(kafka=kafka, topic_prefix=prefix)
+    settings = bench_settings("benchg", work, web_port=PORT)
+    kafka, prefix = settings.kafka, settings.topic_prefix
     asyncio.run(ensure_topics(settings, topic_specs(settings)))
 
     log = work / "worker.log"
-    proc = start_worker(bench_env(kafka, prefix, work), log)
+    proc = spawn_worker(settings, log)
     try:
         with console.status(f"opening {opts.grants} grants on a fresh worker"):
             asyncio.run(open_grants(kafka, prefix, opts.grants))

@@ -16,8 +16,6 @@ ratio of one run, not absolute figures from different runs.
 import argparse
 import asyncio
 import json
-import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -26,6 +24,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from bench_worker import bench_settings, free_port, spawn_worker
 from rich.console import Console
 from rich.table import Table
 
@@ -36,7 +35,6 @@ from streams.topics import ensure_topics, topic_specs
 
 console = Console()
 START = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
-SPENDSTREAM = Path(sys.executable).with_name("spendstream")
 
 
 def backlog(n: int) -> list[tuple[bytes, bytes]]:
@@ -110,15 +108,10 @@ def health(port: int) -> dict:
         return json.loads(r.read())
 
 
-def worker_rate(env: dict[str, str], n: int, port: int, log: Path) -> float:
+def worker_rate(settings: Settings, n: int, log: Path) -> float:
     """Events/s of one worker from assignment until ClickHouse holds all N."""
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [str(SPENDSTREAM), "worker", "--web-port", str(port), "--loglevel", "warn"],
-            env={**os.environ, **env},
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
+    port = settings.web_port
+    proc = spawn_worker(settings, log)
     try:
         started = flushed = 0.0
         while True:
@@ -145,20 +138,11 @@ def main() -> None:
     args.add_argument("--events", type=int, default=200_000)
     args.add_argument("--partitions", type=int, default=4)
     opts = args.parse_args()
-    kafka = os.environ.get("SPENDSTREAM_KAFKA", "127.0.0.1:9092")
-    prefix = f"bench{int(time.time())}."
     work = Path(tempfile.mkdtemp(prefix="spendstream-bench-"))
-    env = {
-        "SPENDSTREAM_KAFKA": kafka,
-        "SPENDSTREAM_TOPIC_PREFIX": prefix,
-        "SPENDSTREAM_APP_ID": prefix.rstrip("."),
-        "SPENDSTREAM_CLICKHOUSE": f"chdb://{work / 'store'}",
-        "SPENDSTREAM_DATA_DIR": str(work / "worker"),
-        "SPENDSTREAM_EVENTS_PARTITIONS": str(opts.partitions),
-    }
-    settings = Settings(
-        kafka=kafka, topic_prefix=prefix, events_partitions=opts.partitions
+    settings = bench_settings(
+        "bench", work, events_partitions=opts.partitions, web_port=free_port()
     )
+    kafka, prefix = settings.kafka, settings.topic_prefix
     asyncio.run(ensure_topics(settings, topic_specs(settings)))
     topic = f"{prefix}events"
 
@@ -167,7 +151,7 @@ def main() -> None:
     with console.status("ceiling: bare aiokafka consumer, decode and validate"):
         raw = asyncio.run(ceiling(kafka, topic, opts.events))
     with console.status("spendstream: one worker, until ClickHouse holds all"):
-        ours = worker_rate(env, opts.events, 6099, work / "worker.log")
+        ours = worker_rate(settings, opts.events, work / "worker.log")
 
     table = Table(title=f"{opts.events:,} events, {opts.partitions} partitions")
     table.add_column("path")

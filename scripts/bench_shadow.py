@@ -26,7 +26,6 @@ import argparse
 import asyncio
 import http.client
 import json
-import os
 import statistics
 import subprocess
 import sys
@@ -41,6 +40,8 @@ from rich.table import Table
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # the generated history lives with the tests
 
+from bench_worker import bench_settings, free_port, spawn_worker  # noqa: E402
+
 from models.shadow import ShadowModel  # noqa: E402
 from streams.latest import read_latest  # noqa: E402
 from streams.settings import Settings  # noqa: E402
@@ -53,9 +54,8 @@ from tests.integration.shadow_client import (  # noqa: E402
 from tests.unit.task_history import generate  # noqa: E402
 
 console = Console()
-SPENDSTREAM = Path(sys.executable).with_name("spendstream")
 WARM_UP = 400
-PORT = 6098
+PORT = free_port()
 
 
 def get(port: int, path: str) -> dict[str, Any]:
@@ -68,15 +68,9 @@ def get(port: int, path: str) -> dict[str, Any]:
         connection.close()
 
 
-def start_worker(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+def start_worker(settings: Settings, log: Path) -> subprocess.Popen[bytes]:
     """A worker process, once its learner owns the task log."""
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [str(SPENDSTREAM), "worker", "--web-port", str(PORT), "--loglevel", "warn"],
-            env={**os.environ, **env},
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
+    proc = spawn_worker(settings, log)
     wait(proc, log, lambda s: s["learner"]["active"])
     return proc
 
@@ -160,17 +154,6 @@ def accuracy(store_url: str) -> tuple[float, float, float]:
     return model, float(mae_usd(rows, "baseline_cost_usd")), covered / len(rows)
 
 
-def environment(kafka: str, prefix: str, work: Path) -> dict[str, str]:
-    return {
-        "SPENDSTREAM_KAFKA": kafka,
-        "SPENDSTREAM_TOPIC_PREFIX": prefix,
-        "SPENDSTREAM_APP_ID": prefix.rstrip("."),
-        "SPENDSTREAM_CLICKHOUSE": f"chdb://{work / 'store'}",
-        "SPENDSTREAM_DATA_DIR": str(work / "worker"),
-        "SPENDSTREAM_SHADOW_PUBLISH_INTERVAL_S": "1",
-    }
-
-
 def main() -> None:
     args = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     args.add_argument("--tasks", type=int, default=2_000)
@@ -178,11 +161,11 @@ def main() -> None:
     opts = args.parse_args()
     if opts.tasks <= WARM_UP + 100:
         sys.exit(f"bench: --tasks must be above {WARM_UP + 100} to measure accuracy")
-    kafka = os.environ.get("SPENDSTREAM_KAFKA", "127.0.0.1:9092")
-    prefix = f"benchshadow{int(time.time())}."
     work = Path(tempfile.mkdtemp(prefix="spendstream-bench-shadow-"))
-    env = environment(kafka, prefix, work)
-    settings = Settings(kafka=kafka, topic_prefix=prefix)
+    settings = bench_settings(
+        "benchshadow", work, web_port=PORT, shadow_publish_interval_s=1
+    )
+    kafka, prefix = settings.kafka, settings.topic_prefix
     asyncio.run(ensure_topics(settings, topic_specs(settings)))
     history = generate(opts.tasks, seed=7)
     second = generate(opts.tasks // 2, seed=8)
@@ -190,7 +173,7 @@ def main() -> None:
     log = work / "worker.log"
 
     alone = model_rate(history)
-    proc = start_worker(env, log)
+    proc = start_worker(settings, log)
     try:
         with console.status(f"sending and learning {opts.tasks:,} tasks"):
             send_history(kafka, prefix, history)
@@ -210,7 +193,7 @@ def main() -> None:
     finally:
         proc.terminate()
         proc.wait(timeout=60)
-    mae, baseline, coverage = accuracy(env["SPENDSTREAM_CLICKHOUSE"])
+    mae, baseline, coverage = accuracy(settings.clickhouse)
     report(opts.tasks, alone, through, idle, busy, (model_bytes, checkpoint_bytes))
     console.print(
         f"accuracy after {WARM_UP} tasks of warm-up: cost MAE ${mae:.4f} against "

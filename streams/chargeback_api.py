@@ -13,6 +13,7 @@ from faust.web import Request, Response, View
 from models.errors import InvalidPeriod
 from models.periods import parse_period
 from streams.positions import load_positions
+from streams.table_routing import retry_later
 
 
 def period_problem(period: str | None) -> str | None:
@@ -42,8 +43,7 @@ def install_chargeback_api(app: faust.App, table: Any) -> None:
             except (KeyError, TypeError):
                 # Faust's router, before the table's partitions and metadata
                 # are known (a worker starting, a rebalance), fails this way.
-                retry = {"error": "partitions are being assigned; retry"}
-                return self.json(retry, status=503, headers={"Retry-After": "1"})
+                return retry_later(self)
             return answer
 
         @app.table_route(table=table, match_info="department")

@@ -18,9 +18,9 @@ from faust.web import Request, Response, View
 from models.errors import InvalidRecord
 from models.grant_api import authorize_answer, authorize_request
 from streams.grant_book import GrantBook
-from streams.table_routing import forward
+from streams.table_routing import forward, retry_later
 
-RETRY = {"error": "the grant's partition is moving between workers; retry"}
+RETRY = "the grant's partition is moving between workers; retry"
 
 
 def install_grant_views(app: faust.App, table: faust.Table, book: GrantBook) -> None:
@@ -34,14 +34,14 @@ def install_grant_views(app: faust.App, table: faust.Table, book: GrantBook) -> 
     class GrantView(View):  # type: ignore[misc]
         async def get(self, request: Request, grant_id: str) -> Response:
             if settling():
-                return self.json(RETRY, status=503)
+                return retry_later(self, RETRY)
             response: Response = await self.routed(request, grant_id=grant_id)
             return response
 
         @app.table_route(table=table, match_info="grant_id")  # type: ignore[misc]
         async def routed(self, request: Request, grant_id: str) -> Response:
             if not book.owns(grant_id):
-                return self.json(RETRY, status=503)
+                return retry_later(self, RETRY)
             view = book.view(grant_id)
             if view is None:
                 return self.json({"error": f"unknown grant {grant_id}"}, status=404)
@@ -52,7 +52,7 @@ def install_grant_views(app: faust.App, table: faust.Table, book: GrantBook) -> 
         async def post(self, request: Request, grant_id: str) -> Response:
             body = await request.read()
             if settling():
-                return self.json(RETRY, status=503)
+                return retry_later(self, RETRY)
             routed = await forward(self, table, grant_id.encode(), request, body)
             if routed is not None:
                 return routed
@@ -61,6 +61,6 @@ def install_grant_views(app: faust.App, table: faust.Table, book: GrantBook) -> 
             except InvalidRecord as exc:
                 return self.json({"error": exc.reason}, status=400)
             if not book.owns(grant_id):
-                return self.json(RETRY, status=503)
+                return retry_later(self, RETRY)
             result = await book.authorize(grant_id, asked, datetime.now(UTC))
             return self.json(authorize_answer(result), status=result.http_status)

@@ -20,6 +20,13 @@ log = logging.getLogger(__name__)
 FORWARD_TIMEOUT = aiohttp.ClientTimeout(total=10.0)
 
 
+def retry_later(
+    view: View, error: str = "partitions are being assigned; retry"
+) -> Response:
+    """503 with Retry-After: the key's partition has no settled owner yet."""
+    return view.json({"error": error}, status=503, headers={"Retry-After": "1"})
+
+
 async def forward(
     view: View, table: faust.Table, key: bytes, request: Request, body: bytes
 ) -> Response | None:
@@ -30,7 +37,7 @@ async def forward(
     try:
         owner = app.router.key_store(table.name, key)
     except (KeyError, TypeError):  # no assignment, or no metadata, yet
-        return view.json({"error": "partitions are being assigned; retry"}, status=503)
+        return retry_later(view)
     here = app.conf.canonical_url
     if (owner.host, owner.port) == (here.host, here.port):
         return None
